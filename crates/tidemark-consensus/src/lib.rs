@@ -1,0 +1,1 @@
+//! Tidemark consensus domain: CometBFT, Tezos and plain-height double-sign protection (pure, no I/O).

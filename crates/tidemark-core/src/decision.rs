@@ -1,0 +1,254 @@
+//! The decision model: what a policy answers for a request.
+//!
+//! A policy is a pure function `(current state, request) -> Decision`:
+//!
+//! - [`Decision::Sign`]: accept; the pipeline signs the [`SignInput`]s in
+//!   memory, commits `new_state` durably and only then releases the
+//!   signatures.
+//! - [`Decision::Replay`]: the request is identical to the one that made
+//!   the current state; the pipeline returns the stored signatures byte for
+//!   byte (optionally signing `also_sign`, inputs that carry no safety
+//!   duty, such as CometBFT vote extensions).
+//! - [`Decision::Refuse`]: a [`Refusal`] with a stable [`Tag`].
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::ids::{KeyId, ObjectId};
+use crate::mark::Mark;
+
+/// A stable, machine-readable refusal reason: `policy-...` or `hwm-...`.
+///
+/// Tags are part of the API: clients match on them, dashboards count them.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Tag(Cow<'static, str>);
+
+impl Tag {
+    /// A tag from a constant. Debug builds check the prefix.
+    pub const fn new(tag: &'static str) -> Self {
+        Tag(Cow::Borrowed(tag))
+    }
+
+    /// A tag from a string read from the wire or a file; `None` unless it
+    /// starts with `policy-` or `hwm-` and uses lower-case letters, digits
+    /// and dashes.
+    pub fn parse(tag: &str) -> Option<Self> {
+        let well_formed = (tag.starts_with("policy-") || tag.starts_with("hwm-"))
+            && tag.len() <= 64
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        well_formed.then(|| Tag(Cow::Owned(tag.to_owned())))
+    }
+
+    /// The tag as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tag({})", self.0)
+    }
+}
+
+/// Why a request was refused: the tag, the object, the current mark and a
+/// human-readable detail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The stable reason.
+    pub tag: Tag,
+    /// The object the request was about.
+    pub object: ObjectId,
+    /// The object's mark when it was refused.
+    pub current: Mark,
+    /// What exactly conflicted, for a human.
+    pub detail: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "refused {} on {} at {}: {}",
+            self.tag, self.object, self.current, self.detail
+        )
+    }
+}
+
+/// The bytes a key signs, in the form its scheme needs.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SignMessage {
+    /// Ed25519 over the whole message.
+    Ed25519(Vec<u8>),
+    /// ECDSA over secp256k1 of a 32-byte digest the domain computed.
+    EcdsaDigest([u8; 32]),
+    /// BIP340 Schnorr over secp256k1 of a 32-byte message.
+    SchnorrDigest([u8; 32]),
+}
+
+impl SignMessage {
+    /// The bytes that go into the payload digest.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            SignMessage::Ed25519(m) => m,
+            SignMessage::EcdsaDigest(d) | SignMessage::SchnorrDigest(d) => d,
+        }
+    }
+}
+
+impl fmt::Debug for SignMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignMessage::Ed25519(m) => write!(f, "Ed25519({})", hex::encode(m)),
+            SignMessage::EcdsaDigest(d) => write!(f, "EcdsaDigest({})", hex::encode(d)),
+            SignMessage::SchnorrDigest(d) => write!(f, "SchnorrDigest({})", hex::encode(d)),
+        }
+    }
+}
+
+/// One thing to sign with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInput {
+    /// The key that signs.
+    pub key: KeyId,
+    /// What it signs.
+    pub message: SignMessage,
+}
+
+/// A signature as the key backend produced it: 64 bytes for Ed25519,
+/// compact `r || s` (low-s) for ECDSA, 64 bytes for BIP340.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "hex_bytes")] pub Vec<u8>);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({})", hex::encode(&self.0))
+    }
+}
+
+/// A SHA-256 digest of the canonical payload a state was signed for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Digest(#[serde(with = "hex_array")] pub [u8; 32]);
+
+impl Digest {
+    /// The digest of the messages to sign, in order, each length-prefixed
+    /// so that two different lists never collide.
+    pub fn of_inputs(inputs: &[SignInput]) -> Digest {
+        let mut h = Sha256::new();
+        for input in inputs {
+            h.update(input.key.as_str().as_bytes());
+            h.update([0u8]);
+            let bytes = input.message.bytes();
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        }
+        Digest(h.finalize().into())
+    }
+
+    /// The all-zero digest, for states that record no payload.
+    pub const ZERO: Digest = Digest([0u8; 32]);
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", hex::encode(self.0))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// What a policy decides for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<S> {
+    /// Accept: sign `inputs`, make `new_state` durable, then release.
+    Sign {
+        /// The state to commit; it becomes the object's new mark.
+        new_state: S,
+        /// What to sign, in the order the signatures are returned.
+        inputs: Vec<SignInput>,
+    },
+    /// Identical repeat: return the stored signatures.
+    Replay {
+        /// Extra inputs to sign afresh that carry no safety duty (their
+        /// signatures follow the stored ones). Usually empty.
+        also_sign: Vec<SignInput>,
+    },
+    /// Refuse, change nothing, release nothing.
+    Refuse(Refusal),
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hex_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_from_the_wire_must_be_well_formed() {
+        assert!(Tag::parse("hwm-double-sign").is_some());
+        assert!(Tag::parse("policy-commitment-retry-same").is_some());
+        assert!(Tag::parse("double-sign").is_none());
+        assert!(Tag::parse("hwm-Double").is_none());
+    }
+
+    #[test]
+    fn digest_separates_message_boundaries() {
+        let key = KeyId::new("k").unwrap();
+        let one = [SignInput {
+            key: key.clone(),
+            message: SignMessage::Ed25519(b"ab".to_vec()),
+        }];
+        let two = [
+            SignInput {
+                key: key.clone(),
+                message: SignMessage::Ed25519(b"a".to_vec()),
+            },
+            SignInput {
+                key,
+                message: SignMessage::Ed25519(b"b".to_vec()),
+            },
+        ];
+        assert_ne!(Digest::of_inputs(&one), Digest::of_inputs(&two));
+    }
+}

@@ -1,0 +1,1 @@
+//! Tidemark decision pipeline: lock, load, decide, sign in memory, commit durably, release.
