@@ -7,10 +7,10 @@
 //!
 //! # Layout
 //!
-//! - [`pipeline`]: [`Signer`], the one place where the invariants are
+//! - `pipeline`: [`Signer`], the one place where the invariants are
 //!   enforced, and [`Outcome`].
 //! - [`locks`]: per-object locks (I2 within one process).
-//! - [`error`]: [`SignError`].
+//! - `error`: [`SignError`].
 //!
 //! # Invariants
 //!
