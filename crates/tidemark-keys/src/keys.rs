@@ -1,0 +1,246 @@
+//! Key material in memory and how each key signs.
+//!
+//! Invariants:
+//!
+//! - Secrets live in types that erase themselves on drop: the seed in a
+//!   [`Zeroizing`] buffer, ed25519 keys in [`SigningKey`] (zeroized on drop
+//!   by ed25519-dalek), secp256k1 keys in [`SecpSecret`], whose `Drop`
+//!   erases them. secp256k1's key types are `Copy`, so the erasure is best
+//!   effort: the compiler may leave copies on the stack while deriving or
+//!   signing.
+//! - No secret type here implements `Debug`, `Display`, `Clone` or
+//!   `Serialize`; [`KeyEntry`]'s hand-written `Debug` prints only the public
+//!   key and the derivation path.
+//! - Signing keys are derived once, when the keystore is opened or the key
+//!   added, and cached; signing does no derivation and no allocation beyond
+//!   the returned signature.
+
+use std::fmt;
+
+use bitcoin::NetworkKind;
+use bitcoin::bip32::{DerivationPath, Xpriv};
+use bitcoin::secp256k1::{self, All, Keypair, Message, Secp256k1, SecretKey};
+use ed25519_dalek::{Signer as _, SigningKey};
+use rand::RngCore as _;
+use rand::rngs::OsRng;
+use tidemark_core::{KeyError, KeyId, PublicKey, Scheme, SignMessage, Signature};
+use zeroize::Zeroizing;
+
+use crate::error::KeystoreError;
+
+/// The shortest seed BIP32 allows (128 bits).
+pub(crate) const MIN_SEED_LEN: usize = 16;
+/// The longest seed BIP32 allows (512 bits).
+pub(crate) const MAX_SEED_LEN: usize = 64;
+/// The length of a seed in a new keystore.
+pub(crate) const NEW_SEED_LEN: usize = 32;
+
+/// Fills `buf` from the operating system's random number generator.
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), KeystoreError> {
+    OsRng
+        .try_fill_bytes(buf)
+        .map_err(|e| KeystoreError::Random(e.to_string()))
+}
+
+/// A BIP32 seed, 16 to 64 bytes.
+pub(crate) struct Seed(Zeroizing<Vec<u8>>);
+
+impl Seed {
+    pub(crate) fn new(bytes: Zeroizing<Vec<u8>>) -> Result<Seed, KeystoreError> {
+        if !(MIN_SEED_LEN..=MAX_SEED_LEN).contains(&bytes.len()) {
+            return Err(KeystoreError::InvalidSeedLength(bytes.len()));
+        }
+        Ok(Seed(bytes))
+    }
+
+    pub(crate) fn generate() -> Result<Seed, KeystoreError> {
+        let mut bytes = Zeroizing::new(vec![0u8; NEW_SEED_LEN]);
+        fill_random(&mut bytes)?;
+        Seed::new(bytes)
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Derives the extended private key at `path` from `seed` (BIP32, the
+/// network only affects serialization and is ignored here).
+///
+/// The returned [`Xpriv`] is `Copy` and not erased on drop: callers take
+/// what they need and erase it with [`erase_xpriv`].
+pub(crate) fn derive_xpriv(
+    secp: &Secp256k1<All>,
+    seed: &Seed,
+    path: &DerivationPath,
+) -> Result<Xpriv, KeystoreError> {
+    let failed = |e: bitcoin::bip32::Error| KeystoreError::Derivation {
+        path: format_path(path),
+        reason: e.to_string(),
+    };
+    let mut master = Xpriv::new_master(NetworkKind::Main, seed.as_bytes()).map_err(failed)?;
+    let derived = master.derive_priv(secp, path).map_err(failed);
+    erase_xpriv(&mut master);
+    derived
+}
+
+/// Best-effort erasure of an extended private key.
+pub(crate) fn erase_xpriv(xpriv: &mut Xpriv) {
+    xpriv.private_key.non_secure_erase();
+    xpriv.chain_code = bitcoin::bip32::ChainCode::from([0u8; 32]);
+}
+
+/// A derivation path as `m/...`, the form stored in the file.
+pub(crate) fn format_path(path: &DerivationPath) -> String {
+    if path.is_master() {
+        "m".to_owned()
+    } else {
+        format!("m/{path}")
+    }
+}
+
+/// A secp256k1 key derived from the seed, kept ready for ECDSA and BIP340.
+pub(crate) struct SecpSecret {
+    path: DerivationPath,
+    secret: SecretKey,
+    keypair: Keypair,
+}
+
+impl Drop for SecpSecret {
+    fn drop(&mut self) {
+        self.secret.non_secure_erase();
+        self.keypair.non_secure_erase();
+    }
+}
+
+/// The private half of a key.
+pub(crate) enum KeySecret {
+    Ed25519(SigningKey),
+    Secp256k1(SecpSecret),
+}
+
+/// One named key: its public key and its cached signing material.
+pub(crate) struct KeyEntry {
+    public: PublicKey,
+    secret: KeySecret,
+}
+
+impl KeyEntry {
+    /// An ed25519 key from its 32-byte secret (RFC 8032 "private key").
+    pub(crate) fn ed25519(signing_key: SigningKey) -> KeyEntry {
+        let public = PublicKey {
+            scheme: Scheme::Ed25519,
+            bytes: signing_key.verifying_key().to_bytes().to_vec(),
+        };
+        KeyEntry {
+            public,
+            secret: KeySecret::Ed25519(signing_key),
+        }
+    }
+
+    /// A fresh random ed25519 key.
+    pub(crate) fn generate_ed25519() -> Result<KeyEntry, KeystoreError> {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        fill_random(secret.as_mut())?;
+        Ok(KeyEntry::ed25519(SigningKey::from_bytes(&secret)))
+    }
+
+    /// The secp256k1 key at `path` under `seed`.
+    pub(crate) fn derive_secp256k1(
+        secp: &Secp256k1<All>,
+        seed: &Seed,
+        path: DerivationPath,
+    ) -> Result<KeyEntry, KeystoreError> {
+        let mut xpriv = derive_xpriv(secp, seed, &path)?;
+        let secret = xpriv.private_key;
+        erase_xpriv(&mut xpriv);
+        let keypair = Keypair::from_secret_key(secp, &secret);
+        let public = PublicKey {
+            scheme: Scheme::Secp256k1,
+            bytes: secp256k1::PublicKey::from_secret_key(secp, &secret)
+                .serialize()
+                .to_vec(),
+        };
+        Ok(KeyEntry {
+            public,
+            secret: KeySecret::Secp256k1(SecpSecret {
+                path,
+                secret,
+                keypair,
+            }),
+        })
+    }
+
+    pub(crate) fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    pub(crate) fn secret(&self) -> &KeySecret {
+        &self.secret
+    }
+
+    /// The derivation path of a secp256k1 key.
+    pub(crate) fn path(&self) -> Option<&DerivationPath> {
+        match &self.secret {
+            KeySecret::Ed25519(_) => None,
+            KeySecret::Secp256k1(k) => Some(&k.path),
+        }
+    }
+
+    /// Signs `message`.
+    ///
+    /// - ed25519: RFC 8032 (deterministic), 64 bytes.
+    /// - ECDSA: RFC 6979 deterministic nonce, low-S (libsecp256k1 never
+    ///   produces high-S), compact `r || s`, 64 bytes.
+    /// - BIP340 Schnorr: with 32 bytes of fresh auxiliary randomness from the
+    ///   OS for every signature, as BIP340 recommends against side-channel and
+    ///   fault attacks. Two signatures of the same message therefore differ;
+    ///   the pipeline's replay of stored signatures (I3) is what makes a
+    ///   repeat byte-identical.
+    pub(crate) fn sign(
+        &self,
+        secp: &Secp256k1<All>,
+        name: &KeyId,
+        message: &SignMessage,
+    ) -> Result<Signature, KeyError> {
+        match (&self.secret, message) {
+            (KeySecret::Ed25519(key), SignMessage::Ed25519(msg)) => {
+                Ok(Signature(key.sign(msg).to_bytes().to_vec()))
+            }
+            (KeySecret::Secp256k1(key), SignMessage::EcdsaDigest(digest)) => {
+                let sig = secp.sign_ecdsa(&Message::from_digest(*digest), &key.secret);
+                Ok(Signature(sig.serialize_compact().to_vec()))
+            }
+            (KeySecret::Secp256k1(key), SignMessage::SchnorrDigest(digest)) => {
+                let mut aux = Zeroizing::new([0u8; 32]);
+                fill_random(aux.as_mut()).map_err(|e| KeyError::Backend(e.to_string()))?;
+                let sig = secp.sign_schnorr_with_aux_rand(
+                    &Message::from_digest(*digest),
+                    &key.keypair,
+                    &aux,
+                );
+                Ok(Signature(sig.serialize().to_vec()))
+            }
+            (_, message) => Err(KeyError::SchemeMismatch {
+                key: name.to_string(),
+                scheme: self.public.scheme,
+                wanted: match message {
+                    SignMessage::Ed25519(_) => "ed25519",
+                    SignMessage::EcdsaDigest(_) => "ecdsa",
+                    SignMessage::SchnorrDigest(_) => "schnorr",
+                },
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for KeyEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("KeyEntry");
+        s.field("public", &self.public);
+        if let Some(path) = self.path() {
+            s.field("path", &format_path(path));
+        }
+        s.finish_non_exhaustive()
+    }
+}
