@@ -1,1 +1,44 @@
-//! Tidemark durable state store: SQLite with WAL, synchronous=FULL, group commit and a hash-chained audit log.
+//! Tidemark's durable state store: SQLite with WAL and `synchronous=FULL`,
+//! one writer thread with group commit, and a hash-chained audit log.
+//!
+//! [`SqliteStore`] implements [`tidemark_core::StateStore`]. A `commit`
+//! returns only once its state and audit record are fsync'd; concurrent
+//! commits share one transaction and one fsync. The store fails closed: a
+//! missing, empty, truncated, corrupt or tampered file is refused, never
+//! replaced by an empty store, and a full disk fails the commits it hits
+//! without changing anything.
+//!
+//! # Layout
+//!
+//! - `store`: [`SqliteStore`], the shared handle: open/create, the
+//!   [`StateStore`](tidemark_core::StateStore) methods, read connections,
+//!   health and shutdown.
+//! - `writer`: the single writer thread: batching, per-object
+//!   compare-and-swap inside a batch, the audit chain, checkpoints.
+//! - `open`: creating and opening a file, failing closed (header, identity,
+//!   schema version, `quick_check`, audit chain).
+//! - `schema`: the tables, the ordered migrations and connection settings.
+//! - `codec`: rows to values and back; a malformed row is `Corrupt`.
+//! - `error`: [`OpenError`] and the mapping of SQLite codes to
+//!   [`StoreError`](tidemark_core::StoreError).
+//! - `metrics`: counters and histograms ([`MetricsSnapshot`]).
+//! - `options`: [`StoreOptions`].
+//! - `fsync`: [`fdatasync_latency`], the raw disk figure benchmarks print.
+
+#![forbid(unsafe_code)]
+
+mod codec;
+mod error;
+mod fsync;
+mod metrics;
+mod open;
+mod options;
+mod schema;
+mod store;
+mod writer;
+
+pub use error::OpenError;
+pub use fsync::fdatasync_latency;
+pub use metrics::{HistogramSnapshot, MetricsSnapshot};
+pub use options::StoreOptions;
+pub use store::SqliteStore;

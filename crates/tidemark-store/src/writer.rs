@@ -1,0 +1,406 @@
+//! The single writer thread and its group commit.
+//!
+//! Callers send requests over one channel. The writer takes one request,
+//! drains whatever else is already queued (up to `max_batch`) and applies
+//! it all in ONE transaction, made durable by ONE fsync (`COMMIT` under
+//! `synchronous=FULL`). Requests that arrive while that fsync is in flight
+//! queue up and form the next batch, so throughput grows with concurrency
+//! while every caller is answered only after its own batch is durable.
+//!
+//! Invariants:
+//! - Within a batch, each state write is a compare-and-swap against the
+//!   version as the batch has left it so far (two writes to one object in
+//!   one batch: the second sees the first). A mismatch fails that write
+//!   alone with `Conflict` and writes nothing for it.
+//! - A batch whose transaction fails is rolled back and every caller in it
+//!   gets the error; audit-only entries in it are dropped and counted.
+//! - The audit chain head is read inside each write transaction, so a
+//!   failed batch cannot leave a stale head behind, and the chain never
+//!   forks even if another process writes to the same file.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use tidemark_core::{AuditEntry, AuditRecord, GENESIS_HASH, StoreError};
+
+use crate::codec::{self, EncodedWrite};
+use crate::error::{is_fatal, store_error};
+use crate::metrics::Metrics;
+
+/// Estimated WAL frames after which the writer checkpoints (SQLite's own
+/// default threshold).
+const CHECKPOINT_FRAMES: u64 = 1000;
+
+/// What a request asks the writer to do.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A compare-and-swap state write and the audit entry of its decision.
+    Commit {
+        write: EncodedWrite,
+        audit: AuditEntry,
+    },
+    /// An audit entry for a decision that changed no state.
+    Audit(AuditEntry),
+    /// A tiny real write that tells whether commits work again.
+    Probe,
+}
+
+/// One request and where to send its answer.
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) item: Item,
+    /// `None` for fire-and-forget audit entries.
+    pub(crate) reply: Option<SyncSender<Result<(), StoreError>>>,
+}
+
+/// What travels over the writer's channel.
+// `Shutdown` is sent once per store; boxing every request instead would
+// cost an allocation per commit.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Message {
+    Request(Request),
+    /// Finish what is queued, then exit.
+    Shutdown,
+}
+
+/// State the writer shares with the store handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) metrics: Metrics,
+    /// The error of the last batch, if it failed with Full, Corrupt or Io;
+    /// cleared by the next batch that commits.
+    pub(crate) last_failure: Mutex<Option<StoreError>>,
+    /// When the batch in progress started (ms since the epoch), 0 if idle.
+    pub(crate) busy_since_ms: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Shared {
+            metrics: Metrics::new(),
+            last_failure: Mutex::new(None),
+            busy_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn last_failure(&self) -> Option<StoreError> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_failure(&self, failure: Option<StoreError>) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The writer thread's state.
+pub(crate) struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) rx: Receiver<Message>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) max_batch: usize,
+    pub(crate) frames_estimate: u64,
+}
+
+impl Writer {
+    /// Runs until shut down (or every sender is gone), answering every
+    /// request it took.
+    pub(crate) fn run(mut self) {
+        let mut draining = false;
+        loop {
+            let first = if draining {
+                self.rx.try_recv().ok()
+            } else {
+                self.rx.recv().ok()
+            };
+            let Some(first) = first else { break };
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Request(r) => batch.push(r),
+                    Message::Shutdown => draining = true,
+                }
+                if batch.len() >= self.max_batch {
+                    break;
+                }
+                next = self.rx.try_recv().ok();
+            }
+            if !batch.is_empty() {
+                self.process(batch);
+            }
+        }
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::warn!(error = %e, "final WAL checkpoint failed; the WAL keeps the data");
+        }
+        tracing::debug!("state store writer stopped");
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        let m = &self.shared.metrics;
+        let size = batch.len() as u64;
+        self.shared
+            .busy_since_ms
+            .store(now_ms().max(1), Ordering::Relaxed);
+        let started = Instant::now();
+        let result = apply_batch(&self.conn, &batch, now_ms());
+        m.batch_latency_us.record_duration(started.elapsed());
+        self.shared.busy_since_ms.store(0, Ordering::Relaxed);
+        Metrics::add(&m.batches, 1);
+        m.batch_sizes.record(size);
+        m.last_batch_size.store(size, Ordering::Relaxed);
+        m.max_batch_size.fetch_max(size, Ordering::Relaxed);
+
+        match result {
+            Ok(outcomes) => {
+                self.shared.set_last_failure(None);
+                for (request, outcome) in batch.into_iter().zip(outcomes) {
+                    match (&request.item, &outcome) {
+                        (Item::Commit { .. }, Ok(())) => {
+                            Metrics::add(&m.commits, 1);
+                            Metrics::add(&m.audit_written, 1);
+                        }
+                        (Item::Commit { .. }, Err(StoreError::Conflict { .. })) => {
+                            Metrics::add(&m.conflicts, 1);
+                        }
+                        (Item::Commit { .. }, Err(_)) => Metrics::add(&m.failed_commits, 1),
+                        (Item::Audit(_), _) => Metrics::add(&m.audit_written, 1),
+                        (Item::Probe, _) => {}
+                    }
+                    if let Some(reply) = request.reply {
+                        // The caller may have gone away; nothing to do then.
+                        let _ = reply.send(outcome);
+                    }
+                }
+                self.frames_estimate += 2 * size + 2;
+                self.maybe_checkpoint();
+            }
+            Err(e) => {
+                let commits = batch
+                    .iter()
+                    .filter(|r| matches!(r.item, Item::Commit { .. }))
+                    .count() as u64;
+                let audits = batch
+                    .iter()
+                    .filter(|r| matches!(r.item, Item::Audit(_)))
+                    .count() as u64;
+                Metrics::add(&m.failed_batches, 1);
+                Metrics::add(&m.failed_commits, commits);
+                Metrics::add(&m.audit_dropped, audits);
+                tracing::error!(
+                    error = %e,
+                    batch = size,
+                    commits,
+                    dropped_audit_entries = audits,
+                    "state store batch failed and was rolled back"
+                );
+                if is_fatal(&e) {
+                    self.shared.set_last_failure(Some(e.clone()));
+                }
+                for request in batch {
+                    if let Some(reply) = request.reply {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the WAL back into the database once it has grown, after the
+    /// batch's callers were answered (a checkpoint never delays a commit).
+    fn maybe_checkpoint(&mut self) {
+        if self.frames_estimate < CHECKPOINT_FRAMES {
+            return;
+        }
+        let m = &self.shared.metrics;
+        let result = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            });
+        match result {
+            Ok((log, done)) => {
+                Metrics::add(&m.checkpoints, 1);
+                self.frames_estimate = u64::try_from(log - done).unwrap_or(0);
+            }
+            Err(e) => {
+                Metrics::add(&m.failed_checkpoints, 1);
+                tracing::warn!(error = %e, "WAL checkpoint failed; the WAL keeps the data");
+                self.frames_estimate = CHECKPOINT_FRAMES / 2;
+            }
+        }
+    }
+}
+
+/// Applies `batch` in one transaction. `Ok` holds one outcome per request
+/// (a `Conflict` fails only its own write); `Err` means the transaction
+/// was rolled back and nothing in the batch took effect.
+pub(crate) fn apply_batch(
+    conn: &Connection,
+    batch: &[Request],
+    now_ms: u64,
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(store_error)?;
+    let result = apply_in_transaction(conn, batch, now_ms)
+        .and_then(|outcomes| conn.execute_batch("COMMIT").map(|()| outcomes).map_err(store_error));
+    if result.is_err()
+        && !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(error = %e, "rollback of a failed batch failed");
+    }
+    result
+}
+
+fn apply_in_transaction(
+    conn: &Connection,
+    batch: &[Request],
+    now_ms: u64,
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    let mut head = audit_head(conn)?;
+    let updated_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    // Versions as this batch has left them so far.
+    let mut versions: HashMap<&str, i64> = HashMap::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for request in batch {
+        let outcome = match &request.item {
+            Item::Commit { write, audit } => {
+                let found = match versions.get(write.object.as_str()) {
+                    Some(v) => Ok(*v),
+                    None => stored_version(conn, &write.object)?,
+                };
+                match found {
+                    // A corrupt row fails its own write, not the batch.
+                    Err(e) => Err(e),
+                    Ok(found) if found != write.expected => Err(StoreError::Conflict {
+                        object: write.object.clone(),
+                        expected: u64::try_from(write.expected).unwrap_or(0),
+                        found: u64::try_from(found).unwrap_or(0),
+                    }),
+                    Ok(_) => {
+                        upsert(conn, write, updated_ms)?;
+                        versions.insert(write.object.as_str(), write.version);
+                        append_audit(conn, &mut head, audit)?;
+                        Ok(())
+                    }
+                }
+            }
+            // Any SQL failure fails the whole batch (SQLite may already have
+            // rolled the transaction back), hence `?` here.
+            Item::Audit(entry) => {
+                append_audit(conn, &mut head, entry)?;
+                Ok(())
+            }
+            Item::Probe => {
+                conn.prepare_cached(
+                    "INSERT INTO meta (key, value) VALUES ('last_probe_ms', ?1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .and_then(|mut stmt| stmt.execute([now_ms.to_string()]))
+                .map_err(store_error)?;
+                Ok(())
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// The last audit record's (seq, hash), or (0, genesis).
+pub(crate) fn audit_head(conn: &Connection) -> Result<(u64, [u8; 32]), StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        .map_err(store_error)?;
+    let mut rows = stmt.query([]).map_err(store_error)?;
+    let Some(row) = rows.next().map_err(store_error)? else {
+        return Ok((0, GENESIS_HASH));
+    };
+    let seq: i64 = row.get(0).map_err(store_error)?;
+    let hash: Vec<u8> = row.get(1).map_err(store_error)?;
+    let seq = u64::try_from(seq)
+        .map_err(|_| StoreError::Corrupt(format!("audit head has negative seq {seq}")))?;
+    let hash = hash.as_slice().try_into().map_err(|_| {
+        StoreError::Corrupt(format!("audit record {seq} has a {}-byte hash", hash.len()))
+    })?;
+    Ok((seq, hash))
+}
+
+/// The stored version of `object`, 0 if absent. The outer error is a
+/// failed query (it fails the batch), the inner one a corrupt row (it fails
+/// only the write that needed it).
+#[allow(clippy::type_complexity)]
+fn stored_version(conn: &Connection, object: &str) -> Result<Result<i64, StoreError>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT version FROM objects WHERE object = ?1")
+        .map_err(store_error)?;
+    let mut rows = stmt.query([object]).map_err(store_error)?;
+    let Some(row) = rows.next().map_err(store_error)? else {
+        return Ok(Ok(0));
+    };
+    Ok(match row.get::<_, i64>(0) {
+        Ok(v) if v >= 1 => Ok(v),
+        Ok(v) => Err(StoreError::Corrupt(format!(
+            "object {object} has stored version {v}"
+        ))),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "object {object} has an unreadable version: {e}"
+        ))),
+    })
+}
+
+fn upsert(conn: &Connection, w: &EncodedWrite, updated_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO objects (object, version, state, mark, digest, signatures, updated_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (object) DO UPDATE SET version = excluded.version, state = excluded.state, \
+         mark = excluded.mark, digest = excluded.digest, signatures = excluded.signatures, \
+         updated_ms = excluded.updated_ms",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(rusqlite::params![
+            w.object,
+            w.version,
+            w.state,
+            w.mark,
+            w.digest.as_slice(),
+            w.signatures,
+            updated_ms,
+        ])
+    })
+    .map(|_| ())
+    .map_err(store_error)
+}
+
+fn append_audit(
+    conn: &Connection,
+    head: &mut (u64, [u8; 32]),
+    entry: &AuditEntry,
+) -> Result<(), StoreError> {
+    let record = AuditRecord::chained(head.1, head.0 + 1, entry.clone());
+    codec::insert_audit(conn, &record)?;
+    *head = (record.seq, record.hash);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
