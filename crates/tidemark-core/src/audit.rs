@@ -27,6 +27,8 @@ pub enum AuditOutcome {
     Refused,
     /// The client was not allowed to ask, or the request was malformed.
     Denied,
+    /// An operator imported a mark (raised it from another signer's state).
+    Imported,
 }
 
 impl AuditOutcome {
@@ -37,6 +39,7 @@ impl AuditOutcome {
             AuditOutcome::Replayed => "replayed",
             AuditOutcome::Refused => "refused",
             AuditOutcome::Denied => "denied",
+            AuditOutcome::Imported => "imported",
         }
     }
 }

@@ -197,6 +197,11 @@ impl Signer {
                     let Some(state) = current else {
                         return Err(SignError::Policy("replay without state".into()));
                     };
+                    if stored.signatures.is_empty() {
+                        return Err(SignError::Policy(format!(
+                            "policy replayed {object} whose state has no stored signature"
+                        )));
+                    }
                     let mut signatures = stored.signatures;
                     signatures.extend(self.sign_inputs(&also_sign)?);
                     let mark = policy.mark(&state);
@@ -259,13 +264,15 @@ impl Signer {
     /// Replaces `object`'s state with what `update` makes of it, under the
     /// object's lock, durably; `update` returning `None` changes nothing.
     /// Used to import marks: the domain's `update` only ever raises them.
-    /// The new state carries no signatures, so it can never be replayed.
+    /// `update` also returns the signatures that belong to the new state
+    /// (those an identical request will get back); a state imported without
+    /// its signature must be one its policy never replays.
     pub fn update_state<P: Policy>(
         &self,
         policy: &P,
         client: &ClientId,
         object: &ObjectId,
-        update: impl Fn(Option<&P::State>) -> Option<P::State>,
+        update: impl FnOnce(Option<&P::State>) -> Option<(P::State, Vec<Signature>)>,
     ) -> Result<Option<P::State>, SignError> {
         let _guard = self.locks.lock(object);
         let stored = self.store.load(object)?;
@@ -273,7 +280,7 @@ impl Signer {
             .as_ref()
             .map(|s| decode_state::<P>(object, s))
             .transpose()?;
-        let Some(new_state) = update(current.as_ref()) else {
+        let Some((new_state, signatures)) = update(current.as_ref()) else {
             return Ok(None);
         };
         let mark = policy.mark(&new_state);
@@ -286,10 +293,10 @@ impl Signer {
                 state: encode_state::<P>(&new_state)?,
                 mark: mark.clone(),
                 digest: Digest::ZERO,
-                signatures: Vec::new(),
+                signatures,
             },
         };
-        let audit = entry(client, object, AuditOutcome::Signed, Some("import"), &mark);
+        let audit = entry(client, object, AuditOutcome::Imported, None, &mark);
         self.store.commit(write, audit)?;
         Ok(Some(new_state))
     }

@@ -1,0 +1,77 @@
+//! The one place where Tidemark's errors and refusals become gRPC statuses.
+//!
+//! | what                         | code                 |
+//! |------------------------------|----------------------|
+//! | policy or mark refusal       | `FAILED_PRECONDITION`, details = `Refusal` |
+//! | malformed request            | `INVALID_ARGUMENT`   |
+//! | unknown key                  | `NOT_FOUND`          |
+//! | no grant                     | `PERMISSION_DENIED`  |
+//! | no client identity           | `UNAUTHENTICATED`    |
+//! | overload                     | `RESOURCE_EXHAUSTED` |
+//! | store down, full or corrupt  | `UNAVAILABLE`        |
+//! | lost CAS races, key backend  | `UNAVAILABLE`        |
+//! | anything else                | `INTERNAL`           |
+
+use prost::Message as _;
+use tidemark_core::{KeyError, Mark, Refusal};
+use tidemark_proto::v1;
+use tidemark_signer::SignError;
+use tonic::{Code, Status};
+
+use crate::acl::Denial;
+
+/// The wire form of a mark.
+pub fn mark_to_proto(mark: &Mark) -> v1::Mark {
+    v1::Mark {
+        fields: mark
+            .fields()
+            .iter()
+            .map(|(name, value)| v1::MarkField {
+                name: name.clone(),
+                value: *value,
+            })
+            .collect(),
+    }
+}
+
+/// A refusal as `FAILED_PRECONDITION` with the `Refusal` in the details.
+pub fn refused(refusal: &Refusal) -> Status {
+    let details = v1::Refusal {
+        tag: refusal.tag.to_string(),
+        object: refusal.object.to_string(),
+        current: Some(mark_to_proto(&refusal.current)),
+        detail: refusal.detail.clone(),
+    }
+    .encode_to_vec();
+    Status::with_details(
+        Code::FailedPrecondition,
+        format!("{}: {}", refusal.tag, refusal.detail),
+        details.into(),
+    )
+}
+
+/// A pipeline error as a status.
+pub fn sign_error(e: &SignError) -> Status {
+    match e {
+        SignError::InvalidRequest(e) => Status::invalid_argument(e.to_string()),
+        SignError::Key(KeyError::UnknownKey(k)) => Status::not_found(format!("unknown key {k}")),
+        SignError::Key(e @ KeyError::SchemeMismatch { .. }) => {
+            Status::invalid_argument(e.to_string())
+        }
+        SignError::Key(e) => Status::unavailable(e.to_string()),
+        SignError::Store(e) => Status::unavailable(format!("store cannot commit: {e}")),
+        SignError::CorruptState { .. } => Status::unavailable(e.to_string()),
+        SignError::Contention { .. } => Status::unavailable(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// A denial as `PERMISSION_DENIED`.
+pub fn denied(d: &Denial) -> Status {
+    Status::permission_denied(d.to_string())
+}
+
+/// Overload.
+pub fn overloaded() -> Status {
+    Status::resource_exhausted("too many requests in flight; retry with backoff")
+}
