@@ -222,3 +222,7 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
         .and_then(|d| d.sync_all())
         .map_err(io_err("sync directory", dir))
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;

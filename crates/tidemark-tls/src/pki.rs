@@ -344,3 +344,7 @@ fn first_cert(
 fn generate(what: &'static str) -> impl Fn(rcgen::Error) -> TlsError {
     move |source| TlsError::Generate { what, source }
 }
+
+#[cfg(test)]
+#[path = "pki_tests.rs"]
+mod tests;
