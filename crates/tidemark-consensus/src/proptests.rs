@@ -95,11 +95,18 @@ where
         };
         let pos = position(request);
         let wanted = message(request);
-        let first = signed_at.entry(pos.clone()).or_insert_with(|| wanted.clone());
+        let first = signed_at
+            .entry(pos.clone())
+            .or_insert_with(|| wanted.clone());
         // The first signature released is the signature of the one message
         // ever signed at this position (a replay returns it even for a
         // request that differs only in its timestamp).
-        prop_assert_eq!(&sigs[0], &fake_sign(first), "conflicting signature at {}", pos);
+        prop_assert_eq!(
+            &sigs[0],
+            &fake_sign(first),
+            "conflicting signature at {}",
+            pos
+        );
         for (j, earlier) in &answers {
             if &requests[*j] == request {
                 prop_assert_eq!(earlier, &sigs[0], "repeat {:?} got other bytes", request);

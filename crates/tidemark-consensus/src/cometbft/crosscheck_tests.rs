@@ -67,7 +67,10 @@ fn ours_vs_tendermint_vote(v: &Vote) {
     assert_eq!(hex::encode(&ours), hex::encode(&theirs), "vote {v:?}");
     let summary = decode(&ours).unwrap();
     assert_eq!(summary.timestamp, v.timestamp);
-    assert_eq!((summary.height, summary.round), (v.height, i64::from(v.round)));
+    assert_eq!(
+        (summary.height, summary.round),
+        (v.height, i64::from(v.round))
+    );
 
     let ext_ours = canonical::vote_extension_sign_bytes(&chain_id, v);
     let ext_theirs = RawCanonicalVoteExtension {
@@ -77,7 +80,11 @@ fn ours_vs_tendermint_vote(v: &Vote) {
         chain_id: CHAIN.to_owned(),
     }
     .encode_length_delimited_to_vec();
-    assert_eq!(hex::encode(ext_ours), hex::encode(ext_theirs), "extension {v:?}");
+    assert_eq!(
+        hex::encode(ext_ours),
+        hex::encode(ext_theirs),
+        "extension {v:?}"
+    );
 }
 
 fn ours_vs_tendermint_proposal(p: &Proposal) {
@@ -151,7 +158,11 @@ fn precommit_nil_matches_tendermint() {
 
 #[test]
 fn precommit_with_extension_matches_tendermint() {
-    ours_vs_tendermint_vote(&vote(SignedMsgType::Precommit, Some(block(3)), b"oracle prices"));
+    ours_vs_tendermint_vote(&vote(
+        SignedMsgType::Precommit,
+        Some(block(3)),
+        b"oracle prices",
+    ));
 }
 
 #[test]
@@ -188,14 +199,12 @@ fn arb_timestamp() -> impl Strategy<Value = Timestamp> {
 }
 
 fn arb_block_id() -> impl Strategy<Value = BlockId> {
-    (any::<[u8; 32]>(), 1u32..=u32::MAX, any::<[u8; 32]>()).prop_map(|(hash, total, psh)| {
-        BlockId {
-            hash: hash.to_vec(),
-            part_set_header: PartSetHeader {
-                total,
-                hash: psh.to_vec(),
-            },
-        }
+    (any::<[u8; 32]>(), 1u32..=u32::MAX, any::<[u8; 32]>()).prop_map(|(hash, total, psh)| BlockId {
+        hash: hash.to_vec(),
+        part_set_header: PartSetHeader {
+            total,
+            hash: psh.to_vec(),
+        },
     })
 }
 

@@ -181,7 +181,8 @@ fn timestamp_only_replay_exposes_the_stored_timestamp() {
 #[test]
 fn sign_builds_the_new_state_and_the_canonical_message() {
     let r = req(pv(5, 1, Some(1)));
-    let Decision::Sign { new_state, inputs } = CometPolicy.decide(&object(), &ed(), None, &r) else {
+    let Decision::Sign { new_state, inputs } = CometPolicy.decide(&object(), &ed(), None, &r)
+    else {
         panic!("expected sign");
     };
     assert_eq!(new_state.hrs(), (5, 1, Step::Prevote));
@@ -190,7 +191,10 @@ fn sign_builds_the_new_state_and_the_canonical_message() {
     assert_eq!(inputs[0].key, key());
     assert_eq!(inputs[0].message, SignMessage::Ed25519(r.sign_bytes()));
     let json = serde_json::to_string(&new_state).unwrap();
-    assert_eq!(serde_json::from_str::<CometState>(&json).unwrap(), new_state);
+    assert_eq!(
+        serde_json::from_str::<CometState>(&json).unwrap(),
+        new_state
+    );
 }
 
 #[test]
@@ -208,7 +212,8 @@ fn secp256k1_keys_sign_the_sha256_of_the_sign_bytes() {
 fn non_nil_precommits_sign_their_extension_second_and_re_sign_it_on_replay() {
     let r = req(pcx(5, 0, 1, b"ext"));
     let ext = SignMessage::Ed25519(r.extension_sign_bytes().unwrap());
-    let Decision::Sign { new_state, inputs } = CometPolicy.decide(&object(), &ed(), None, &r) else {
+    let Decision::Sign { new_state, inputs } = CometPolicy.decide(&object(), &ed(), None, &r)
+    else {
         panic!("expected sign");
     };
     assert_eq!(inputs.len(), 2);
@@ -233,7 +238,8 @@ fn non_nil_precommits_sign_their_extension_second_and_re_sign_it_on_replay() {
 #[test]
 fn refusals_carry_tag_object_and_current_mark() {
     let stored = signed(pc(7, 2, Some(1)));
-    let Decision::Refuse(r) = CometPolicy.decide(&object(), &ed(), Some(&stored), &req(pc(6, 0, None)))
+    let Decision::Refuse(r) =
+        CometPolicy.decide(&object(), &ed(), Some(&stored), &req(pc(6, 0, None)))
     else {
         panic!("expected refusal");
     };
@@ -252,21 +258,40 @@ fn a_mark_without_sign_bytes_refuses_its_exact_hrs_and_allows_higher() {
         sign_bytes: vec![],
     };
     let decide = |m| CometPolicy.decide(&object(), &ed(), Some(&bare), &req(m));
-    assert!(matches!(decide(pv(5, 0, Some(1))), Decision::Refuse(r) if r.tag == crate::tags::DOUBLE_SIGN));
-    assert!(matches!(decide(pv(5, 0, None)), Decision::Refuse(r) if r.tag == crate::tags::DOUBLE_SIGN));
+    assert!(
+        matches!(decide(pv(5, 0, Some(1))), Decision::Refuse(r) if r.tag == crate::tags::DOUBLE_SIGN)
+    );
+    assert!(
+        matches!(decide(pv(5, 0, None)), Decision::Refuse(r) if r.tag == crate::tags::DOUBLE_SIGN)
+    );
     assert!(matches!(decide(pc(5, 0, Some(1))), Decision::Sign { .. }));
     assert_eq!(bare.timestamp(), None);
 }
 
 #[test]
 fn validation_rejects_malformed_messages() {
-    let bad_hash = BlockId { hash: vec![1; 31], ..block(1) };
+    let bad_hash = BlockId {
+        hash: vec![1; 31],
+        ..block(1)
+    };
     let zero = BlockId::default();
-    let partial = BlockId { part_set_header: PartSetHeader { total: 0, hash: vec![] }, ..block(1) };
+    let partial = BlockId {
+        part_set_header: PartSetHeader {
+            total: 0,
+            hash: vec![],
+        },
+        ..block(1)
+    };
     let v = |m: CometMessage| CometRequest::new(chain(), key(), m).unwrap_err();
     let with_block = |m: CometMessage, b: BlockId| match m {
-        CometMessage::Vote(mut x) => { x.block_id = Some(b); CometMessage::Vote(x) }
-        CometMessage::Proposal(mut x) => { x.block_id = b; CometMessage::Proposal(x) }
+        CometMessage::Vote(mut x) => {
+            x.block_id = Some(b);
+            CometMessage::Vote(x)
+        }
+        CometMessage::Proposal(mut x) => {
+            x.block_id = b;
+            CometMessage::Proposal(x)
+        }
     };
     #[rustfmt::skip]
     let cases: Vec<(&str, CometMessage, ConsensusError)> = vec![
@@ -300,14 +325,21 @@ fn decode_rejects_garbage_and_reads_our_own_bytes() {
     assert_eq!(canonical::decode(&[0]), None, "no type field");
     let bytes = req(pr(9, 3, 1, 2)).sign_bytes();
     let s = canonical::decode(&bytes).unwrap();
-    assert_eq!((s.msg_type, s.height, s.round, s.chain_id.as_str()), (SignedMsgType::Proposal, 9, 3, CHAIN));
+    assert_eq!(
+        (s.msg_type, s.height, s.round, s.chain_id.as_str()),
+        (SignedMsgType::Proposal, 9, 3, CHAIN)
+    );
     assert_eq!(canonical::decode(&bytes[..bytes.len() - 1]), None);
 }
 
 fn cometbft_file(m: &CometMessage, with_signature: bool) -> String {
     let r = req(m.clone());
     let (h, rd, step) = r.hrs();
-    let sig = if with_signature { r#","signature":"AAEC""# } else { "" };
+    let sig = if with_signature {
+        r#","signature":"AAEC""#
+    } else {
+        ""
+    };
     format!(
         r#"{{"height":"{h}","round":{rd},"step":{}{sig},"signbytes":"{}"}}"#,
         step.number(),
@@ -337,7 +369,9 @@ fn import_cometbft_state_with_sign_bytes_replays_and_refuses_like_filepv() {
             Decision::Sign { .. } => Sign,
             Decision::Replay { .. } => Replay,
             Decision::Refuse(r) if r.tag == crate::tags::DOUBLE_SIGN => Refuse("hwm-double-sign"),
-            Decision::Refuse(r) if r.tag == crate::tags::STEP_REGRESSION => Refuse("hwm-step-regression"),
+            Decision::Refuse(r) if r.tag == crate::tags::STEP_REGRESSION => {
+                Refuse("hwm-step-regression")
+            }
             Decision::Refuse(r) => panic!("{name}: unexpected {r}"),
         };
         assert_eq!(got, want, "{name}");
@@ -346,13 +380,20 @@ fn import_cometbft_state_with_sign_bytes_replays_and_refuses_like_filepv() {
 
 #[test]
 fn import_parses_both_formats_and_rejects_inconsistent_files() {
-    let bare = |h, r, s| CometState { height: h, round: r, step: s, sign_bytes: vec![] };
+    type Parsed = Result<Option<CometState>, ConsensusError>;
+    let bare = |h, r, s| CometState {
+        height: h,
+        round: r,
+        step: s,
+        sign_bytes: vec![],
+    };
     let m = pv(10, 1, Some(4));
-    let pvs = |s: &str| parse_priv_validator_state(s.as_bytes(), &chain()).map(|o| o.map(|i| i.state));
+    let pvs =
+        |s: &str| parse_priv_validator_state(s.as_bytes(), &chain()).map(|o| o.map(|i| i.state));
     let tmkms = |s: &str| parse_tmkms_state(s.as_bytes()).map(|o| o.map(|i| i.state));
     let other_chain = ChainId::new("other").unwrap();
     #[rustfmt::skip]
-    let ok: Vec<(&str, Result<Option<CometState>, ConsensusError>, Option<CometState>)> = vec![
+    let ok: Vec<(&str, Parsed, Option<CometState>)> = vec![
         ("cometbft initial",            pvs(r#"{"height":"0","round":0,"step":0}"#),                   None),
         ("cometbft bare",               pvs(r#"{"height":"12","round":3,"step":2}"#),                  Some(bare(12, 3, Step::Prevote))),
         ("cometbft numbers",            pvs(r#"{"height":12,"round":"3","step":1}"#),                  Some(bare(12, 3, Step::Propose))),
@@ -366,7 +407,7 @@ fn import_parses_both_formats_and_rejects_inconsistent_files() {
     }
     let wrong_hrs = cometbft_file(&m, true).replace(r#""height":"10""#, r#""height":"11""#);
     #[rustfmt::skip]
-    let bad: Vec<(&str, Result<Option<CometState>, ConsensusError>)> = vec![
+    let bad: Vec<(&str, Parsed)> = vec![
         ("not json",                    pvs("{")),
         ("not an object",               pvs("[1]")),
         ("missing step",                pvs(r#"{"height":"1","round":0}"#)),
@@ -388,7 +429,12 @@ fn import_parses_both_formats_and_rejects_inconsistent_files() {
 
 #[test]
 fn raise_only_ever_raises() {
-    let s = |h, r, st| CometState { height: h, round: r, step: st, sign_bytes: vec![] };
+    let s = |h, r, st| CometState {
+        height: h,
+        round: r,
+        step: st,
+        sign_bytes: vec![],
+    };
     #[rustfmt::skip]
     let cases: Vec<(&str, Option<CometState>, CometState, bool)> = vec![
         ("no current mark",   None,                              s(5, 0, Step::Prevote),   true),

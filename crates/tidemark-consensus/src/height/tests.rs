@@ -17,10 +17,17 @@ fn req(height: u64, round: Option<u32>, payload: &[u8]) -> HeightRequest {
 }
 
 fn pk(scheme: Scheme) -> PublicKey {
-    PublicKey { scheme, bytes: vec![1; 32] }
+    PublicKey {
+        scheme,
+        bytes: vec![1; 32],
+    }
 }
 
-fn decide(current: Option<&HeightState>, r: &HeightRequest, scheme: Scheme) -> Decision<HeightState> {
+fn decide(
+    current: Option<&HeightState>,
+    r: &HeightRequest,
+    scheme: Scheme,
+) -> Decision<HeightState> {
     let object = HeightPolicy.object(r).unwrap();
     HeightPolicy.decide(&object, &pk(scheme), current, r)
 }

@@ -22,10 +22,21 @@ fn block(level: i32, round: i32, payload: u8) -> Vec<u8> {
     b.extend_from_slice(&1_700_000_000i64.to_be_bytes());
     b.push(4); // validation passes
     b.extend_from_slice(&[2; 32]); // operations hash
-    let elems: [&[u8]; 5] = [&[2], &level.to_be_bytes(), &[], &(-1i32).to_be_bytes(), &round.to_be_bytes()];
+    let elems: [&[u8]; 5] = [
+        &[2],
+        &level.to_be_bytes(),
+        &[],
+        &(-1i32).to_be_bytes(),
+        &round.to_be_bytes(),
+    ];
     let fitness: Vec<u8> = elems
         .iter()
-        .flat_map(|e| (e.len() as u32).to_be_bytes().into_iter().chain(e.iter().copied()))
+        .flat_map(|e| {
+            (e.len() as u32)
+                .to_be_bytes()
+                .into_iter()
+                .chain(e.iter().copied())
+        })
         .collect();
     b.extend_from_slice(&(fitness.len() as u32).to_be_bytes());
     b.extend_from_slice(&fitness);
@@ -65,7 +76,12 @@ fn pre(level: i32, round: i32, payload: u8) -> Vec<u8> {
 }
 
 fn cons(kind: TezosKind, level: u32, round: u32) -> Result<TezosOperation, ConsensusError> {
-    Ok(TezosOperation::Consensus { kind, chain_id: MAINNET, level, round })
+    Ok(TezosOperation::Consensus {
+        kind,
+        chain_id: MAINNET,
+        level,
+        round,
+    })
 }
 
 fn truncated(b: Vec<u8>, keep: usize) -> Vec<u8> {
@@ -138,14 +154,21 @@ fn key() -> KeyId {
 }
 
 fn pk(scheme: Scheme) -> PublicKey {
-    PublicKey { scheme, bytes: vec![1; 32] }
+    PublicKey {
+        scheme,
+        bytes: vec![1; 32],
+    }
 }
 
 fn req(bytes: Vec<u8>) -> TezosRequest {
     TezosRequest::new(chain(), key(), bytes).unwrap()
 }
 
-fn decide(policy: &TezosPolicy, current: Option<&TezosState>, bytes: Vec<u8>) -> Decision<TezosState> {
+fn decide(
+    policy: &TezosPolicy,
+    current: Option<&TezosState>,
+    bytes: Vec<u8>,
+) -> Decision<TezosState> {
     let r = req(bytes);
     let object = policy.object(&r).unwrap();
     policy.decide(&object, &pk(Scheme::Ed25519), current, &r)
@@ -170,9 +193,10 @@ fn outcome(policy: &TezosPolicy, current: Option<Vec<u8>>, bytes: Vec<u8>) -> St
 
 #[test]
 fn watermark_rules() {
+    type Case = (&'static str, Option<Vec<u8>>, Vec<u8>, &'static str);
     let p = TezosPolicy::default();
     #[rustfmt::skip]
-    let cases: Vec<(&str, Option<Vec<u8>>, Vec<u8>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("first block",                      None,                   block(10, 0, 1),    "sign"),
         ("higher level",                     Some(block(10, 3, 1)),  block(11, 0, 2),    "sign"),
         ("same level, higher round",         Some(att(10, 0, 1)),    att(10, 1, 2),      "sign"),
@@ -194,7 +218,9 @@ fn watermark_rules() {
 
 #[test]
 fn allowed_magic_bytes_sign_without_watermark_but_never_legacy_consensus() {
-    let p = TezosPolicy { allowed_magic: vec![0x03, 0x01, 0x02] };
+    let p = TezosPolicy {
+        allowed_magic: vec![0x03, 0x01, 0x02],
+    };
     let generic = vec![0x03, 9, 9];
     let Decision::Sign { new_state, .. } = decide(&p, None, generic.clone()) else {
         panic!("expected sign");
@@ -236,7 +262,10 @@ fn objects_are_per_kind_and_refusals_carry_the_mark() {
         panic!("expected refusal");
     };
     assert_eq!(r.current.to_string(), "level=10 round=2");
-    assert_eq!(r.object.to_string(), "consensus/NetXdQprcVkpaWU/baker/attestation");
+    assert_eq!(
+        r.object.to_string(),
+        "consensus/NetXdQprcVkpaWU/baker/attestation"
+    );
 }
 
 #[test]
