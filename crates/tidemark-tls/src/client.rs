@@ -78,11 +78,12 @@ impl TlsDialer {
         server_name: &str,
         config: Arc<ClientConfig>,
     ) -> Result<Self, TlsError> {
-        let server_name =
-            ServerName::try_from(server_name.to_owned()).map_err(|source| TlsError::ServerName {
+        let server_name = ServerName::try_from(server_name.to_owned()).map_err(|source| {
+            TlsError::ServerName {
                 name: server_name.to_owned(),
                 source,
-            })?;
+            }
+        })?;
         Ok(Self {
             addr: Arc::from(addr.into()),
             server_name,

@@ -121,7 +121,11 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn build_server(ca: Input<'_>, cert: Input<'_>, key: Input<'_>) -> Result<Arc<ServerConfig>, TlsError> {
+fn build_server(
+    ca: Input<'_>,
+    cert: Input<'_>,
+    key: Input<'_>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     const WHAT: &str = "server TLS configuration";
     let provider = provider();
     let roots = roots(ca)?;
@@ -141,7 +145,11 @@ fn build_server(ca: Input<'_>, cert: Input<'_>, key: Input<'_>) -> Result<Arc<Se
     Ok(Arc::new(config))
 }
 
-fn build_client(ca: Input<'_>, cert: Input<'_>, key: Input<'_>) -> Result<Arc<ClientConfig>, TlsError> {
+fn build_client(
+    ca: Input<'_>,
+    cert: Input<'_>,
+    key: Input<'_>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     const WHAT: &str = "client TLS configuration";
     let roots = roots(ca)?;
     let (chain, key) = chain_and_key(cert, key, "client certificate", "client private key")?;
@@ -159,13 +167,11 @@ fn build_client(ca: Input<'_>, cert: Input<'_>, key: Input<'_>) -> Result<Arc<Cl
 fn roots(ca: Input<'_>) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for der in files::certs(ca.pem, "CA certificate", ca.origin.clone())? {
-        roots
-            .add(der)
-            .map_err(|e| TlsError::BadCertificate {
-                what: "CA certificate",
-                origin: ca.origin.clone(),
-                reason: e.to_string(),
-            })?;
+        roots.add(der).map_err(|e| TlsError::BadCertificate {
+            what: "CA certificate",
+            origin: ca.origin.clone(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(roots)
 }

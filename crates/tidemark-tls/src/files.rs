@@ -43,8 +43,9 @@ pub fn write_pem_files(dir: &Path, stem: &str, cert: &IssuedCert) -> Result<PemP
     if stem.is_empty() || stem.starts_with('.') || stem.contains(['/', '\\']) {
         return Err(TlsError::InvalidName {
             name: stem.to_owned(),
-            reason: "a file stem must be non-empty, not start with '.' and contain no path separator"
-                .to_owned(),
+            reason:
+                "a file stem must be non-empty, not start with '.' and contain no path separator"
+                    .to_owned(),
         });
     }
     let paths = PemPaths {
@@ -74,7 +75,11 @@ pub fn read_cert_file(path: &Path) -> Result<String, TlsError> {
         path: path.to_owned(),
         source,
     })?;
-    certs(pem.as_bytes(), "certificate", PemOrigin::File(path.to_owned()))?;
+    certs(
+        pem.as_bytes(),
+        "certificate",
+        PemOrigin::File(path.to_owned()),
+    )?;
     Ok(pem)
 }
 

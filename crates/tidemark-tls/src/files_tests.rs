@@ -60,7 +60,10 @@ fn bad_stems_are_refused() {
     let ca = DevCa::generate("test CA").unwrap();
     for stem in ["", "a/b", "../x", ".hidden"] {
         let err = write_pem_files(dir.path(), stem, &ca.to_issued()).unwrap_err();
-        assert!(matches!(err, TlsError::InvalidName { .. }), "{stem}: {err:?}");
+        assert!(
+            matches!(err, TlsError::InvalidName { .. }),
+            "{stem}: {err:?}"
+        );
     }
 }
 
@@ -79,15 +82,32 @@ fn malformed_pem_is_a_typed_error_naming_the_input() {
     ] {
         let err = server_config(ca_pem, server.cert_pem(), server.key_pem()).unwrap_err();
         assert!(
-            matches!(&err, TlsError::Pem { what: "CA certificate", origin: PemOrigin::Memory, .. }),
+            matches!(
+                &err,
+                TlsError::Pem {
+                    what: "CA certificate",
+                    origin: PemOrigin::Memory,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains(expected), "{err}");
     }
-    let err = server_config(ca.cert_pem(), server.cert_pem(), &SecretString::from("nope"))
-        .unwrap_err();
+    let err = server_config(
+        ca.cert_pem(),
+        server.cert_pem(),
+        &SecretString::from("nope"),
+    )
+    .unwrap_err();
     assert!(
-        matches!(err, TlsError::Pem { what: "server private key", .. }),
+        matches!(
+            err,
+            TlsError::Pem {
+                what: "server private key",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -99,7 +119,9 @@ fn malformed_pem_files_are_named_in_the_error() {
     let server = ca.issue_server(&["localhost"]).unwrap();
     let ca_paths = write_pem_files(dir.path(), "ca", &ca.to_issued()).unwrap();
     let server_paths = write_pem_files(dir.path(), "server", &server).unwrap();
-    assert!(server_config_from_files(&ca_paths.cert, &server_paths.cert, &server_paths.key).is_ok());
+    assert!(
+        server_config_from_files(&ca_paths.cert, &server_paths.cert, &server_paths.key).is_ok()
+    );
 
     let broken = dir.path().join("broken.crt");
     fs::write(&broken, "-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap();
@@ -111,8 +133,12 @@ fn malformed_pem_files_are_named_in_the_error() {
     assert!(err.to_string().contains("broken.crt"), "{err}");
 
     let missing = dir.path().join("missing.crt");
-    let err = server_config_from_files(&missing, &server_paths.cert, &server_paths.key).unwrap_err();
-    assert!(matches!(&err, TlsError::Io { path, .. } if *path == missing), "{err:?}");
+    let err =
+        server_config_from_files(&missing, &server_paths.cert, &server_paths.key).unwrap_err();
+    assert!(
+        matches!(&err, TlsError::Io { path, .. } if *path == missing),
+        "{err:?}"
+    );
     assert!(read_cert_file(&broken).is_err());
 }
 

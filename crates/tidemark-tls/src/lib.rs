@@ -58,7 +58,9 @@ mod pki;
 mod server;
 
 pub use client::{TlsDialer, connect_channel, lazy_channel};
-pub use config::{client_config, client_config_from_files, server_config, server_config_from_files};
+pub use config::{
+    client_config, client_config_from_files, server_config, server_config_from_files,
+};
 pub use error::{IdentityError, PemOrigin, TlsError};
 pub use files::{
     PemPaths, read_cert_file, read_key_file, write_cert_file, write_key_file, write_pem_files,

@@ -28,8 +28,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::{CertificateDer, DnsName};
 use secrecy::{ExposeSecret, SecretString};
@@ -253,8 +253,7 @@ impl DevCa {
         let Some(first) = names.first() else {
             return Err(TlsError::InvalidName {
                 name: String::new(),
-                reason: "a server certificate needs at least one DNS name or IP address"
-                    .to_owned(),
+                reason: "a server certificate needs at least one DNS name or IP address".to_owned(),
             });
         };
         let mut params = CertificateParams::default();
@@ -287,9 +286,11 @@ impl DevCa {
         let uri = identity::client_uri(&id);
         let mut params = CertificateParams::default();
         params.distinguished_name = common_name_dn(id.as_str());
-        params.subject_alt_names = vec![SanType::URI(uri.as_str().try_into().map_err(
-            generate("encode the client identity URI"),
-        )?)];
+        params.subject_alt_names = vec![SanType::URI(
+            uri.as_str()
+                .try_into()
+                .map_err(generate("encode the client identity URI"))?,
+        )];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.sign_leaf(params, validity, "issue the client certificate")
     }
@@ -305,7 +306,9 @@ impl DevCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().map_err(generate(what))?;
-        let cert = params.signed_by(&key, &self.issuer).map_err(generate(what))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(generate(what))?;
         Ok(IssuedCert::new(
             cert.pem(),
             SecretString::from(key.serialize_pem()),
@@ -328,7 +331,9 @@ fn server_san(name: &str) -> Result<SanType, TlsError> {
         reason,
     };
     DnsName::try_from(name).map_err(|e| invalid(e.to_string()))?;
-    let ia5 = name.try_into().map_err(|e: rcgen::Error| invalid(e.to_string()))?;
+    let ia5 = name
+        .try_into()
+        .map_err(|e: rcgen::Error| invalid(e.to_string()))?;
     Ok(SanType::DnsName(ia5))
 }
 

@@ -14,7 +14,10 @@ fn a_ca_with_the_wrong_key_or_a_leaf_is_refused() {
     let ca = DevCa::generate("test CA").unwrap();
     let other = DevCa::generate("other CA").unwrap();
     let err = DevCa::from_pem(ca.cert_pem(), other.to_issued().key_pem()).unwrap_err();
-    assert!(matches!(err, TlsError::KeyMismatch { what: "CA" }), "{err:?}");
+    assert!(
+        matches!(err, TlsError::KeyMismatch { what: "CA" }),
+        "{err:?}"
+    );
 
     let leaf = ca.issue_client("replica-1").unwrap();
     let err = DevCa::from_pem(leaf.cert_pem(), leaf.key_pem()).unwrap_err();
@@ -26,11 +29,17 @@ fn bad_names_and_windows_are_refused() {
     let ca = DevCa::generate("test CA").unwrap();
     for names in [&[][..], &["not a name"], &["-bad-.example"], &["a..b"]] {
         let err = ca.issue_server(names).unwrap_err();
-        assert!(matches!(err, TlsError::InvalidName { .. }), "{names:?}: {err:?}");
+        assert!(
+            matches!(err, TlsError::InvalidName { .. }),
+            "{names:?}: {err:?}"
+        );
     }
     for id in ["", "a/b", "with space", "é"] {
         let err = ca.issue_client(id).unwrap_err();
-        assert!(matches!(err, TlsError::InvalidName { .. }), "{id:?}: {err:?}");
+        assert!(
+            matches!(err, TlsError::InvalidName { .. }),
+            "{id:?}: {err:?}"
+        );
     }
     assert!(DevCa::generate("").is_err());
     let now = SystemTime::now();
@@ -80,7 +89,11 @@ fn issued_certificates_carry_their_names_and_usages() {
 fn debug_output_never_shows_a_private_key() {
     let ca = DevCa::generate("test CA").unwrap();
     let client = ca.issue_client("replica-1").unwrap();
-    for text in [format!("{ca:?}"), format!("{client:?}"), format!("{:?}", ca.to_issued())] {
+    for text in [
+        format!("{ca:?}"),
+        format!("{client:?}"),
+        format!("{:?}", ca.to_issued()),
+    ] {
         assert!(!text.contains("PRIVATE KEY"), "{text}");
     }
 }

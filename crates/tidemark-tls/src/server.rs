@@ -187,9 +187,7 @@ impl fmt::Display for RejectReason {
                 f.write_str("client certificate not issued by the trusted CA")
             }
             RejectReason::CertificateExpired => f.write_str("client certificate expired"),
-            RejectReason::CertificateNotYetValid => {
-                f.write_str("client certificate not valid yet")
-            }
+            RejectReason::CertificateNotYetValid => f.write_str("client certificate not valid yet"),
             RejectReason::BadCertificate(why) => write!(f, "bad client certificate: {why}"),
             RejectReason::ProtocolVersion => f.write_str("client does not offer TLS 1.3"),
             RejectReason::Incompatible(why) => write!(f, "incompatible client: {why}"),

@@ -71,7 +71,10 @@ async fn grpc_call_succeeds_and_the_handler_sees_the_peer_identity() {
     )
     .await
     .unwrap();
-    assert_eq!(check(channel.clone()).await.unwrap(), ServingStatus::Serving);
+    assert_eq!(
+        check(channel.clone()).await.unwrap(),
+        ServingStatus::Serving
+    );
     assert_eq!(check(channel).await.unwrap(), ServingStatus::Serving);
 
     let peers = server.peers.lock().unwrap().clone();
@@ -97,10 +100,16 @@ async fn the_server_name_is_checked_by_the_client() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, tidemark_tls::TlsError::Connect { .. }), "{err}");
+    assert!(
+        matches!(err, tidemark_tls::TlsError::Connect { .. }),
+        "{err}"
+    );
     // The server sees the client's alert.
     let rejection = server.next_rejection().await;
-    assert!(matches!(rejection.reason, RejectReason::Tls(_)), "{rejection:?}");
+    assert!(
+        matches!(rejection.reason, RejectReason::Tls(_)),
+        "{rejection:?}"
+    );
     server.stop().await;
 }
 
@@ -175,7 +184,10 @@ async fn the_channel_redials_a_restarted_server() {
     let channel = connect_channel(&addr.to_string(), "localhost", pki.client_config(&client))
         .await
         .unwrap();
-    assert_eq!(check(channel.clone()).await.unwrap(), ServingStatus::Serving);
+    assert_eq!(
+        check(channel.clone()).await.unwrap(),
+        ServingStatus::Serving
+    );
     first.stop().await;
 
     // The old listener closes once its accept task is gone; rebind the port.
@@ -194,7 +206,10 @@ async fn the_channel_redials_a_restarted_server() {
     }
     assert_eq!(outcome, Some(ServingStatus::Serving));
     let peers = second.peers.lock().unwrap().clone();
-    assert_eq!(peers.last().unwrap().as_ref().unwrap().identity.as_str(), "replica-1");
+    assert_eq!(
+        peers.last().unwrap().as_ref().unwrap().identity.as_str(),
+        "replica-1"
+    );
     second.stop().await;
 }
 

@@ -14,7 +14,9 @@ use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair,
 };
 use secrecy::ExposeSecret;
-use tidemark_tls::{IncomingOptions, IssuedCert, RejectReason, SecretString, Validity, lazy_channel};
+use tidemark_tls::{
+    IncomingOptions, IssuedCert, RejectReason, SecretString, Validity, lazy_channel,
+};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -31,11 +33,18 @@ async fn refused(pki: &Pki, config: Arc<rustls::ClientConfig>) -> RejectReason {
     check(channel).await.expect_err("the call must fail");
     let rejection = server.next_rejection().await;
     assert!(rejection.remote_addr.ip().is_loopback());
-    assert!(server.peers.lock().unwrap().is_empty(), "no request was served");
+    assert!(
+        server.peers.lock().unwrap().is_empty(),
+        "no request was served"
+    );
 
     let good = pki.ca.issue_client("replica-ok").unwrap();
-    let channel = lazy_channel(&server.addr.to_string(), "localhost", pki.client_config(&good))
-        .unwrap();
+    let channel = lazy_channel(
+        &server.addr.to_string(),
+        "localhost",
+        pki.client_config(&good),
+    )
+    .unwrap();
     assert_eq!(check(channel).await.unwrap(), ServingStatus::Serving);
     server.stop().await;
     rejection.reason
@@ -49,7 +58,9 @@ fn roots(pki: &Pki) -> rustls::RootCertStore {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls_pki_types::CertificateDer::from_pem_slice(pki.ca.cert_pem().as_bytes()).unwrap())
+        .add(
+            rustls_pki_types::CertificateDer::from_pem_slice(pki.ca.cert_pem().as_bytes()).unwrap(),
+        )
         .unwrap();
     roots
 }
@@ -87,7 +98,10 @@ async fn a_certificate_from_a_ca_with_the_same_name_is_refused() {
     let client = impostor.issue_client("replica-1").unwrap();
     let reason = refused(&pki, pki.client_config(&client)).await;
     assert!(
-        matches!(reason, RejectReason::UnknownIssuer | RejectReason::BadCertificate(_)),
+        matches!(
+            reason,
+            RejectReason::UnknownIssuer | RejectReason::BadCertificate(_)
+        ),
         "{reason:?}"
     );
 }
@@ -125,7 +139,10 @@ async fn a_server_certificate_cannot_authenticate_a_client() {
     let pki = Pki::new();
     let server_cert = pki.ca.issue_server(&["replica-1"]).unwrap();
     let reason = refused(&pki, pki.client_config(&server_cert)).await;
-    assert!(matches!(reason, RejectReason::BadCertificate(_)), "{reason:?}");
+    assert!(
+        matches!(reason, RejectReason::BadCertificate(_)),
+        "{reason:?}"
+    );
 }
 
 #[tokio::test]
@@ -138,10 +155,11 @@ async fn a_tls12_only_client_is_refused() {
         )
         .unwrap(),
     ];
-    let key = <rustls_pki_types::PrivateKeyDer as rustls_pki_types::pem::PemObject>::from_pem_slice(
-        client.key_pem().expose_secret().as_bytes(),
-    )
-    .unwrap();
+    let key =
+        <rustls_pki_types::PrivateKeyDer as rustls_pki_types::pem::PemObject>::from_pem_slice(
+            client.key_pem().expose_secret().as_bytes(),
+        )
+        .unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS12])
         .unwrap()
