@@ -69,4 +69,4 @@ pub use identity::{CLIENT_URI_PREFIX, client_uri, peer_identity};
 pub use pki::{DevCa, IssuedCert, Validity};
 pub use server::{IncomingOptions, PeerInfo, RejectReason, Rejection, TlsConnection, TlsIncoming};
 
-pub use secrecy::SecretString;
+pub use secrecy::{ExposeSecret, SecretString};
