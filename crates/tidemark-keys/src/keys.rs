@@ -126,7 +126,7 @@ pub(crate) struct KeyEntry {
 }
 
 impl KeyEntry {
-    /// An ed25519 key from its 32-byte secret (RFC 8032 "private key").
+    /// An ed25519 key from its signing key.
     pub(crate) fn ed25519(signing_key: SigningKey) -> KeyEntry {
         let public = PublicKey {
             scheme: Scheme::Ed25519,

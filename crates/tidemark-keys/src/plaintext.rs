@@ -56,6 +56,7 @@ pub(crate) fn encode(seed: &Seed, keys: &BTreeMap<KeyId, KeyEntry>) -> Zeroizing
             .map(|(path, name, _)| 64 + name.as_str().len() + path.as_ref().map_or(64, String::len))
             .sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(capacity));
+    let reserved = out.capacity();
     out.extend_from_slice(b"{\"seed\":\"");
     push_hex(&mut out, seed.as_bytes());
     out.extend_from_slice(b"\",\"keys\":[");
@@ -79,7 +80,7 @@ pub(crate) fn encode(seed: &Seed, keys: &BTreeMap<KeyId, KeyEntry>) -> Zeroizing
     }
     out.extend_from_slice(b"]}");
     debug_assert!(
-        out.capacity() == capacity,
+        out.capacity() == reserved,
         "the plaintext buffer grew, leaving an un-erased copy"
     );
     out
