@@ -1,0 +1,199 @@
+//! `tidemark init`: everything a signer needs, in one directory.
+//!
+//! Refuses to touch a directory that already holds a config, a store or a
+//! keystore: re-running init must never replace a store (that would forget
+//! every mark) or a seed.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use rand::RngCore as _;
+use secrecy::SecretString;
+use tidemark_core::KeyId;
+use tidemark_keys::{KdfParams, SoftwareKeystore};
+use tidemark_store::SqliteStore;
+use tidemark_tls::{DevCa, write_pem_files};
+
+use crate::layout::Layout;
+
+/// Arguments of `tidemark init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    /// Directory to create the signer in.
+    #[arg(long, default_value = "tidemark")]
+    pub dir: PathBuf,
+    /// How many replica client certificates to issue.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u32,
+    /// The gRPC listen address written to the config.
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    pub listen: String,
+    /// The metrics/health listen address written to the config.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics_listen: String,
+    /// DNS names and IP addresses for the server certificate.
+    #[arg(long = "server-name", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+    pub server_names: Vec<String>,
+    /// Name of the ed25519 validator key to create.
+    #[arg(long, default_value = "validator")]
+    pub key: String,
+    /// Use cheap key-derivation parameters (tests and demos only).
+    #[arg(long, hide = true)]
+    pub insecure_fast_kdf: bool,
+}
+
+/// What `init` made.
+#[derive(Debug, Clone)]
+pub struct Initialized {
+    /// The layout.
+    pub layout: Layout,
+    /// The client identities issued (replicas, then `admin`).
+    pub clients: Vec<String>,
+    /// The validator key's public key (hex).
+    pub validator_public_key: String,
+}
+
+/// Runs `tidemark init`.
+pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    let made = init(&args)?;
+    let l = &made.layout;
+    println!("Initialized a Tidemark signer in {}", l.dir.display());
+    println!("  config      {}", l.config().display());
+    println!("  store       {}", l.store().display());
+    println!(
+        "  keystore    {}  (key {:?}: ed25519 {})",
+        l.keystore().display(),
+        args.key,
+        made.validator_public_key
+    );
+    println!(
+        "  passphrase  {}  (0600; for production use TIDEMARK_PASSPHRASE instead)",
+        l.passphrase().display()
+    );
+    println!(
+        "  CA          {}  (keep {} offline)",
+        l.cert("ca").display(),
+        l.key("ca").display()
+    );
+    println!("  server cert {}", l.cert("server").display());
+    for c in &made.clients {
+        println!("  client cert {}  identity {c}", l.cert(c).display());
+    }
+    println!();
+    println!("Next: tidemark serve --config {}", l.config().display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the signer directory; the library form of `tidemark init`.
+pub fn init(args: &InitArgs) -> anyhow::Result<Initialized> {
+    let layout = Layout::new(&args.dir);
+    for existing in [layout.config(), layout.store(), layout.keystore()] {
+        if existing.exists() {
+            bail!(
+                "{} already exists: init never overwrites a signer (its store holds the marks, its keystore the seed)",
+                existing.display()
+            );
+        }
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(layout.tls())
+        .with_context(|| format!("cannot create {}", layout.tls().display()))?;
+
+    // TLS: a development CA, the server certificate, one per replica, admin.
+    let ca = DevCa::generate("Tidemark development CA")?;
+    write_pem_files(&layout.tls(), "ca", &ca.to_issued())?;
+    let names: Vec<&str> = args.server_names.iter().map(String::as_str).collect();
+    write_pem_files(&layout.tls(), "server", &ca.issue_server(&names)?)?;
+    let mut clients: Vec<String> = (1..=args.replicas)
+        .map(|i| format!("replica-{i}"))
+        .collect();
+    clients.push("admin".into());
+    for c in &clients {
+        write_pem_files(&layout.tls(), c, &ca.issue_client(c)?)?;
+    }
+
+    // Keystore with a fresh seed and one ed25519 validator key.
+    let passphrase = random_passphrase();
+    write_secret_file(&layout.passphrase(), &passphrase)?;
+    let params = if args.insecure_fast_kdf {
+        KdfParams::insecure_for_tests()
+    } else {
+        KdfParams::default()
+    };
+    let secret = SecretString::from(passphrase);
+    let mut keystore = SoftwareKeystore::create(layout.keystore(), &secret, params)?;
+    let key = KeyId::new(args.key.clone())?;
+    let public = keystore.add_ed25519(key)?;
+
+    // The store, created empty (serve refuses to create one).
+    SqliteStore::create(layout.store())?.close();
+
+    std::fs::write(layout.config(), config_text(args, &clients))
+        .with_context(|| format!("cannot write {}", layout.config().display()))?;
+
+    Ok(Initialized {
+        layout,
+        clients,
+        validator_public_key: hex::encode(public.bytes),
+    })
+}
+
+fn config_text(args: &InitArgs, clients: &[String]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "# Tidemark configuration written by `tidemark init`.");
+    let _ = writeln!(
+        t,
+        "# Relative paths are relative to this file. Unknown fields are errors.\n"
+    );
+    let _ = writeln!(
+        t,
+        "[server]\nlisten = {:?}\nmax_in_flight = 1024\nrequest_timeout_ms = 10000\n",
+        args.listen
+    );
+    let _ = writeln!(
+        t,
+        "[tls]\nca_cert = \"tls/ca.crt\"\nserver_cert = \"tls/server.crt\"\nserver_key = \"tls/server.key\"\n"
+    );
+    let _ = writeln!(t, "[store]\npath = \"state.db\"\n");
+    let _ = writeln!(
+        t,
+        "[keystore]\npath = \"keystore.json\"\npassphrase_file = \"passphrase\"\n"
+    );
+    let _ = writeln!(t, "[metrics]\nlisten = {:?}\n", args.metrics_listen);
+    for c in clients {
+        if c == "admin" {
+            let _ = writeln!(t, "[[clients]]\nidentity = \"admin\"\nadmin = true\n");
+        } else {
+            let _ = writeln!(
+                t,
+                "[[clients]]\nidentity = {c:?}\nkeys = [{:?}]\ndomains = [\"consensus\"]\n",
+                args.key
+            );
+        }
+    }
+    t
+}
+
+fn random_passphrase() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{contents}")?;
+    f.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! One module per subcommand.
+
+pub mod audit;
+pub mod bench;
+pub mod demo;
+pub mod init;
+pub mod keys;
+pub mod serve;
+pub mod state;
+mod support;

@@ -1,0 +1,25 @@
+//! The Rust client of the Tidemark signer.
+//!
+//! [`Client`] is async; [`BlockingClient`] wraps it with its own runtime for
+//! synchronous callers (an LDK signer trait, a wallet's worker thread).
+//! Both speak gRPC over mutual TLS, put a deadline on every call, and
+//! reconnect by themselves: the channel redials when the signer restarts.
+//!
+//! A refusal is a value, not a string: [`ClientError::Refused`] carries the
+//! tag, the object and the signer's current mark, so a replica can tell it
+//! is stale (`hwm-...`) or conflicting (`hwm-double-sign`).
+//!
+//! # Layout
+//!
+//! - `error`: [`ClientError`] and [`Refusal`], decoded from gRPC statuses.
+//! - `client`: [`Client`], [`ClientOptions`].
+//! - `blocking`: [`BlockingClient`].
+
+mod blocking;
+mod client;
+mod error;
+
+pub use blocking::BlockingClient;
+pub use client::{Client, ClientOptions};
+pub use error::{ClientError, Refusal};
+pub use tidemark_proto::v1;
