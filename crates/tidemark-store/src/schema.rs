@@ -96,7 +96,10 @@ pub(crate) fn configure_writer(
 }
 
 /// Settings of a reader connection: it cannot write.
-pub(crate) fn configure_reader(conn: &Connection, busy_timeout: Duration) -> Result<(), StoreError> {
+pub(crate) fn configure_reader(
+    conn: &Connection,
+    busy_timeout: Duration,
+) -> Result<(), StoreError> {
     configure_common(conn, busy_timeout)?;
     conn.execute_batch("PRAGMA query_only = ON;")
         .map_err(store_error)

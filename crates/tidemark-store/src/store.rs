@@ -30,7 +30,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::open;
 use crate::options::StoreOptions;
 use crate::schema;
-use crate::writer::{Item, Message, Request, Shared, Writer, now_ms};
+use crate::writer::{Item, Message, PROBE_MIN_BYTES, Request, Shared, Writer, now_ms};
 
 /// Records read per query by [`SqliteStore::verify_audit_chain`].
 const VERIFY_PAGE: i64 = 4096;
@@ -332,9 +332,15 @@ impl StateStore for SqliteStore {
         }
         match self.shared.last_failure() {
             None => Ok(()),
-            // The last batch failed: a real (tiny) write tells whether
-            // commits work again; if it commits, health is restored.
-            Some(_) => self.request(Item::Probe),
+            // The last batch failed: a real durable write about as large
+            // as that batch tells whether commits work again; if it
+            // commits, health is restored.
+            Some(_) => {
+                let bytes = self.shared.probe_bytes.load(Ordering::Relaxed);
+                self.request(Item::Probe {
+                    bytes: usize::try_from(bytes).unwrap_or(PROBE_MIN_BYTES),
+                })
+            }
         }
     }
 }

@@ -35,6 +35,11 @@ use crate::metrics::Metrics;
 /// default threshold).
 const CHECKPOINT_FRAMES: u64 = 1000;
 
+/// The smallest health probe: about one large batch.
+pub(crate) const PROBE_MIN_BYTES: usize = 64 * 1024;
+/// The largest health probe.
+const PROBE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
 /// What a request asks the writer to do.
 #[derive(Debug)]
 pub(crate) enum Item {
@@ -45,8 +50,9 @@ pub(crate) enum Item {
     },
     /// An audit entry for a decision that changed no state.
     Audit(AuditEntry),
-    /// A tiny real write that tells whether commits work again.
-    Probe,
+    /// A real, durable write of about `bytes` bytes that tells whether a
+    /// batch like the one that last failed would commit now.
+    Probe { bytes: usize },
 }
 
 /// One request and where to send its answer.
@@ -77,6 +83,9 @@ pub(crate) struct Shared {
     pub(crate) last_failure: Mutex<Option<StoreError>>,
     /// When the batch in progress started (ms since the epoch), 0 if idle.
     pub(crate) busy_since_ms: AtomicU64,
+    /// How much a health probe writes: about the size of the last batch
+    /// that failed, within [`PROBE_MIN_BYTES`, `PROBE_MAX_BYTES`].
+    pub(crate) probe_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -85,6 +94,7 @@ impl Shared {
             metrics: Metrics::new(),
             last_failure: Mutex::new(None),
             busy_since_ms: AtomicU64::new(0),
+            probe_bytes: AtomicU64::new(PROBE_MIN_BYTES as u64),
         }
     }
 
@@ -185,7 +195,7 @@ impl Writer {
                         }
                         (Item::Commit { .. }, Err(_)) => Metrics::add(&m.failed_commits, 1),
                         (Item::Audit(_), _) => Metrics::add(&m.audit_written, 1),
-                        (Item::Probe, _) => {}
+                        (Item::Probe { .. }, _) => {}
                     }
                     if let Some(reply) = request.reply {
                         // The caller may have gone away; nothing to do then.
@@ -216,6 +226,10 @@ impl Writer {
                 );
                 if is_fatal(&e) {
                     self.shared.set_last_failure(Some(e.clone()));
+                    let bytes = batch_bytes(&batch).clamp(PROBE_MIN_BYTES, PROBE_MAX_BYTES);
+                    self.shared
+                        .probe_bytes
+                        .store(bytes as u64, Ordering::Relaxed);
                 }
                 for request in batch {
                     if let Some(reply) = request.reply {
@@ -261,8 +275,11 @@ pub(crate) fn apply_batch(
     now_ms: u64,
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE").map_err(store_error)?;
-    let result = apply_in_transaction(conn, batch, now_ms)
-        .and_then(|outcomes| conn.execute_batch("COMMIT").map(|()| outcomes).map_err(store_error));
+    let result = apply_in_transaction(conn, batch, now_ms).and_then(|outcomes| {
+        conn.execute_batch("COMMIT")
+            .map(|()| outcomes)
+            .map_err(store_error)
+    });
     if result.is_err()
         && !conn.is_autocommit()
         && let Err(e) = conn.execute_batch("ROLLBACK")
@@ -311,13 +328,8 @@ fn apply_in_transaction(
                 append_audit(conn, &mut head, entry)?;
                 Ok(())
             }
-            Item::Probe => {
-                conn.prepare_cached(
-                    "INSERT INTO meta (key, value) VALUES ('last_probe_ms', ?1) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                )
-                .and_then(|mut stmt| stmt.execute([now_ms.to_string()]))
-                .map_err(store_error)?;
+            Item::Probe { bytes } => {
+                probe(conn, *bytes, now_ms)?;
                 Ok(())
             }
         };
@@ -389,6 +401,48 @@ fn upsert(conn: &Connection, w: &EncodedWrite, updated_ms: i64) -> Result<(), St
     })
     .map(|_| ())
     .map_err(store_error)
+}
+
+/// The probe's write: allocates `bytes` of fresh pages and frees them
+/// again (headroom for the next batches, which reuse freed pages first;
+/// under `max_page_count` this fails while the store is at its cap), and
+/// rewrites a retained row of `bytes` (real WAL frames: on a full disk
+/// this fails while there is no room for them).
+fn probe(conn: &Connection, bytes: usize, now_ms: u64) -> Result<(), StoreError> {
+    let filler = "0".repeat(bytes);
+    let run = || -> rusqlite::Result<()> {
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?;
+        upsert.execute(["probe-headroom", filler.as_str()])?;
+        conn.prepare_cached("DELETE FROM meta WHERE key = 'probe-headroom'")?
+            .execute([])?;
+        upsert.execute(["probe", filler.as_str()])?;
+        upsert.execute(["last_probe_ms", now_ms.to_string().as_str()])?;
+        Ok(())
+    };
+    run().map_err(store_error)
+}
+
+/// Roughly how many bytes `batch` writes, for sizing a later probe.
+fn batch_bytes(batch: &[Request]) -> usize {
+    const RECORD_OVERHEAD: usize = 256;
+    batch
+        .iter()
+        .map(|r| match &r.item {
+            Item::Commit { write, audit } => {
+                write.state.len()
+                    + write.mark.len()
+                    + write.signatures.len()
+                    + 2 * write.object.len()
+                    + audit.client.len()
+                    + 2 * RECORD_OVERHEAD
+            }
+            Item::Audit(audit) => audit.client.len() + audit.object.len() + RECORD_OVERHEAD,
+            Item::Probe { bytes } => *bytes,
+        })
+        .sum()
 }
 
 fn append_audit(
