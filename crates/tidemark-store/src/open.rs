@@ -169,6 +169,54 @@ pub(crate) fn open(path: &Path, options: &StoreOptions) -> Result<Connection, Op
     }
 }
 
+/// Which file a path names: (device, inode). A store whose file was
+/// deleted or replaced while it ran must stop: its commits would land in
+/// a file nobody will ever open again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileIdentity {
+    #[cfg(unix)]
+    dev: u64,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path`.
+    pub(crate) fn of(path: &Path) -> Result<Self, StoreError> {
+        let meta = fs::metadata(path).map_err(|e| {
+            StoreError::Io(format!(
+                "the store file {} is gone or unreadable: {e}",
+                path.display()
+            ))
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(FileIdentity {})
+        }
+    }
+
+    /// Ok if `path` still names this file.
+    pub(crate) fn check(&self, path: &Path) -> Result<(), StoreError> {
+        if FileIdentity::of(path)? == *self {
+            Ok(())
+        } else {
+            Err(StoreError::Io(format!(
+                "the store file {} was replaced while the store was open",
+                path.display()
+            )))
+        }
+    }
+}
+
 /// The magic string a SQLite file starts with.
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 

@@ -27,7 +27,7 @@ use tidemark_core::{
 use crate::codec::{self, STATE_COLUMNS};
 use crate::error::{OpenError, store_error};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::open;
+use crate::open::{self, FileIdentity};
 use crate::options::StoreOptions;
 use crate::schema;
 use crate::writer::{Item, Message, PROBE_MIN_BYTES, Request, Shared, Writer, now_ms};
@@ -48,6 +48,7 @@ pub struct SqliteStore {
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
+    file: FileIdentity,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -92,8 +93,15 @@ impl SqliteStore {
     fn start(path: &Path, conn: Connection, options: StoreOptions) -> Result<Self, OpenError> {
         let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
         let shared = Arc::new(Shared::new());
+        let fail = |source| OpenError::Store {
+            path: path.to_owned(),
+            source,
+        };
+        let file = FileIdentity::of(path).map_err(fail)?;
         let writer = Writer {
             conn,
+            path: path.to_owned(),
+            file,
             rx,
             shared: Arc::clone(&shared),
             max_batch: options.max_batch.max(1),
@@ -102,9 +110,10 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("tidemark-store-writer".to_owned())
             .spawn(move || writer.run())
-            .map_err(|e| OpenError::Store {
-                path: path.to_owned(),
-                source: StoreError::Io(format!("cannot start the writer thread: {e}")),
+            .map_err(|e| {
+                fail(StoreError::Io(format!(
+                    "cannot start the writer thread: {e}"
+                )))
             })?;
         Ok(SqliteStore {
             path: path.to_owned(),
@@ -114,6 +123,7 @@ impl SqliteStore {
             closed: AtomicBool::new(false),
             writer: Mutex::new(Some(handle)),
             readers: Mutex::new(Vec::new()),
+            file,
         })
     }
 
@@ -322,6 +332,7 @@ impl StateStore for SqliteStore {
         if !alive {
             return Err(StoreError::Closed);
         }
+        self.file.check(&self.path)?;
         let busy_since = self.shared.busy_since_ms.load(Ordering::Relaxed);
         let busy_for = now_ms().saturating_sub(busy_since);
         let threshold = u64::try_from(self.options.stall_threshold.as_millis()).unwrap_or(u64::MAX);

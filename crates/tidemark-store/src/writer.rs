@@ -19,6 +19,7 @@
 //!   forks even if another process writes to the same file.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,6 +31,7 @@ use tidemark_core::{AuditEntry, AuditRecord, GENESIS_HASH, StoreError};
 use crate::codec::{self, EncodedWrite};
 use crate::error::{is_fatal, store_error};
 use crate::metrics::Metrics;
+use crate::open::FileIdentity;
 
 /// Estimated WAL frames after which the writer checkpoints (SQLite's own
 /// default threshold).
@@ -123,6 +125,10 @@ pub(crate) fn now_ms() -> u64 {
 /// The writer thread's state.
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
+    /// The store's path and the file it named at open: checked before
+    /// every batch.
+    pub(crate) path: PathBuf,
+    pub(crate) file: FileIdentity,
     pub(crate) rx: Receiver<Message>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) max_batch: usize,
@@ -173,7 +179,10 @@ impl Writer {
             .busy_since_ms
             .store(now_ms().max(1), Ordering::Relaxed);
         let started = Instant::now();
-        let result = apply_batch(&self.conn, &batch, now_ms());
+        let result = self
+            .file
+            .check(&self.path)
+            .and_then(|()| apply_batch(&self.conn, &batch, now_ms()));
         m.batch_latency_us.record_duration(started.elapsed());
         self.shared.busy_since_ms.store(0, Ordering::Relaxed);
         Metrics::add(&m.batches, 1);

@@ -379,3 +379,34 @@ fn a_malformed_audit_row_is_corrupt() {
     ));
     assert_eq!(store.audit_records(1, 10).unwrap().len(), 10);
 }
+
+#[test]
+fn a_store_whose_file_is_deleted_or_replaced_while_open_stops_committing() {
+    let dir = temp_dir();
+    let path = db_path(&dir);
+    let store = SqliteStore::create(&path).unwrap();
+    let o = object("a");
+    store
+        .commit(write(&o, 0, "x"), entry(&o, AuditOutcome::Signed))
+        .unwrap();
+    let saved = dir.path().join("saved.db");
+    fs::rename(&path, &saved).unwrap();
+    // Commits would land in a file nobody will open again: refused.
+    assert!(matches!(
+        store.commit(write(&o, 1, "y"), entry(&o, AuditOutcome::Signed)),
+        Err(StoreError::Io(_))
+    ));
+    assert!(matches!(store.check_health(), Err(StoreError::Io(_))));
+    // Something else put in its place is not the store's file either.
+    fs::write(&path, b"not the store").unwrap();
+    assert!(matches!(
+        store.commit(write(&o, 1, "y"), entry(&o, AuditOutcome::Signed)),
+        Err(StoreError::Io(_))
+    ));
+    // Moved back, the store carries on where it was.
+    fs::rename(&saved, &path).unwrap();
+    store
+        .commit(write(&o, 1, "y"), entry(&o, AuditOutcome::Signed))
+        .unwrap();
+    assert_eq!(store.check_health(), Ok(()));
+}
