@@ -39,7 +39,9 @@ const VERIFY_PAGE: i64 = 4096;
 /// one writer thread with group commit, a hash-chained audit log.
 ///
 /// Share it between threads by reference or in an `Arc`; every method
-/// takes `&self`.
+/// takes `&self`. `commit` blocks until its batch is durable; `audit`
+/// returns once the entry is queued (it blocks only while the writer's
+/// queue is full, which is the store's backpressure).
 pub struct SqliteStore {
     path: PathBuf,
     options: StoreOptions,

@@ -44,6 +44,11 @@ fn hundreds_of_concurrent_commits_are_all_durable_and_share_fsyncs() {
     );
     assert!(m.max_batch_size > 1);
     assert_eq!(m.batch_sizes.count, m.batches);
+    assert_eq!(m.commit_latency_us.count, CALLERS as u64);
+    assert_eq!(
+        (m.failed_batches, m.failed_commits, m.audit_dropped),
+        (0, 0, 0)
+    );
     drop(store);
 
     let store = SqliteStore::open(db_path(&dir)).unwrap();

@@ -218,3 +218,23 @@ fn a_probe_fails_while_the_store_has_no_room_for_it() {
     ));
     assert_eq!(apply_batch(&conn, &[probe(1000)], 1).unwrap(), vec![Ok(())]);
 }
+
+#[test]
+fn created_and_reopened_writers_run_wal_with_synchronous_full() {
+    let settings = |conn: &Connection| -> (String, i64) {
+        let mode = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        (mode, sync)
+    };
+    let (dir, created) = new_store();
+    // synchronous 2 = FULL: COMMIT returns after the WAL is fsync'd.
+    assert_eq!(settings(&created), ("wal".to_owned(), 2));
+    drop(created);
+    let reopened =
+        crate::open::open(&dir.path().join("store.db"), &StoreOptions::default()).unwrap();
+    assert_eq!(settings(&reopened), ("wal".to_owned(), 2));
+}
