@@ -18,7 +18,6 @@
 //!   failed batch cannot leave a stale head behind, and the chain never
 //!   forks even if another process writes to the same file.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -305,16 +304,13 @@ fn apply_in_transaction(
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
     let mut head = audit_head(conn)?;
     let updated_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    // Versions as this batch has left them so far.
-    let mut versions: HashMap<&str, i64> = HashMap::new();
     let mut outcomes = Vec::with_capacity(batch.len());
     for request in batch {
         let outcome = match &request.item {
             Item::Commit { write, audit } => {
-                let found = match versions.get(write.object.as_str()) {
-                    Some(v) => Ok(*v),
-                    None => stored_version(conn, &write.object)?,
-                };
+                // The transaction sees its own writes, so a second write to
+                // an object in this batch is checked against the first.
+                let found = stored_version(conn, &write.object)?;
                 match found {
                     // A corrupt row fails its own write, not the batch.
                     Err(e) => Err(e),
@@ -325,7 +321,6 @@ fn apply_in_transaction(
                     }),
                     Ok(_) => {
                         upsert(conn, write, updated_ms)?;
-                        versions.insert(write.object.as_str(), write.version);
                         append_audit(conn, &mut head, audit)?;
                         Ok(())
                     }
