@@ -1,6 +1,7 @@
 //! [`Signer`]: the decision pipeline.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tidemark_core::{
@@ -15,6 +16,9 @@ use crate::locks::ObjectLocks;
 /// How often a decision is retried after losing a compare-and-swap race
 /// against another process sharing the store.
 const MAX_CAS_ATTEMPTS: u32 = 8;
+
+/// Objects kept in the state cache before it is emptied and refilled.
+const MAX_CACHED_OBJECTS: usize = 100_000;
 
 /// What the pipeline answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +79,25 @@ pub trait DecisionObserver: Send + Sync {
 }
 
 /// The decision pipeline over a store and a key backend.
+///
+/// # The state cache
+///
+/// The pipeline keeps the last state it loaded or committed for each object,
+/// so a hot object costs no store read. This is safe even when another
+/// process shares the store and the cache is stale, because marks only ever
+/// rise:
+///
+/// - a `Sign` decided on a stale state fails the commit's compare-and-swap;
+///   the entry is dropped and the request decided again on a fresh load;
+/// - a `Replay` of a stale state returns signatures that were already
+///   released for that identical request;
+/// - a `Refuse` on a stale (lower) state would also be refused by the newer,
+///   higher one (possibly with another tag).
 pub struct Signer {
     store: Arc<dyn StateStore>,
     keys: Arc<dyn KeyBackend>,
     locks: ObjectLocks,
+    cache: Mutex<HashMap<ObjectId, StoredState>>,
     observer: Option<Arc<dyn DecisionObserver>>,
 }
 
@@ -97,6 +116,7 @@ impl Signer {
             store,
             keys,
             locks: ObjectLocks::new(),
+            cache: Mutex::new(HashMap::new()),
             observer: None,
         }
     }
@@ -134,7 +154,7 @@ impl Signer {
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let stored = self.store.load(&object)?;
+            let stored = self.load(&object)?;
             let current = stored
                 .as_ref()
                 .map(|s| decode_state::<P>(&object, s))
@@ -161,7 +181,10 @@ impl Signer {
                         digest: Some(write.new.digest),
                         ..audit
                     };
-                    match self.store.commit(write, audit) {
+                    let committed = write.new.clone();
+                    let result = self.store.commit(write, audit);
+                    self.remember(&object, result.as_ref().ok().map(|()| committed));
+                    match result {
                         Ok(()) => {
                             break Outcome::Signed {
                                 signatures,
@@ -275,6 +298,7 @@ impl Signer {
         update: impl FnOnce(Option<&P::State>) -> Option<(P::State, Vec<Signature>)>,
     ) -> Result<Option<P::State>, SignError> {
         let _guard = self.locks.lock(object);
+        self.remember(object, None);
         let stored = self.store.load(object)?;
         let current = stored
             .as_ref()
@@ -297,8 +321,46 @@ impl Signer {
             },
         };
         let audit = entry(client, object, AuditOutcome::Imported, None, &mark);
-        self.store.commit(write, audit)?;
+        let committed = write.new.clone();
+        let result = self.store.commit(write, audit);
+        self.remember(object, result.as_ref().ok().map(|()| committed));
+        result?;
         Ok(Some(new_state))
+    }
+
+    /// The object's state: from the cache, else from the store.
+    fn load(&self, object: &ObjectId) -> Result<Option<StoredState>, SignError> {
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(object)
+            .cloned();
+        if let Some(stored) = cached {
+            return Ok(Some(stored));
+        }
+        let stored = self.store.load(object)?;
+        if let Some(s) = &stored {
+            self.remember(object, Some(s.clone()));
+        }
+        Ok(stored)
+    }
+
+    /// Records `object`'s state after a commit, or forgets it (`None`)
+    /// after a failed one.
+    fn remember(&self, object: &ObjectId, state: Option<StoredState>) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        match state {
+            Some(s) => {
+                if cache.len() >= MAX_CACHED_OBJECTS {
+                    cache.clear();
+                }
+                cache.insert(object.clone(), s);
+            }
+            None => {
+                cache.remove(object);
+            }
+        }
     }
 
     fn sign_inputs(&self, inputs: &[SignInput]) -> Result<Vec<Signature>, SignError> {

@@ -125,8 +125,10 @@ fn corrupt_stored_state_fails_closed() {
     for v in store.objects.lock().unwrap().values_mut() {
         v.state = b"{not json".to_vec();
     }
+    // A restarted pipeline (empty cache) reads the corrupt state.
+    let restarted = Signer::new(store.clone(), Arc::new(HashKeys));
     assert!(matches!(
-        s.sign(&CounterPolicy, &client("a"), &request(2, "x")),
+        restarted.sign(&CounterPolicy, &client("a"), &request(2, "x")),
         Err(SignError::CorruptState { .. })
     ));
 }
@@ -162,4 +164,37 @@ fn racing_replicas_get_one_payload_per_mark() {
             "two payloads signed at n={n}: {payloads:?}"
         );
     }
+}
+
+#[test]
+fn a_stale_cache_never_lets_a_second_process_sign_a_conflict() {
+    // Two pipelines ("processes") share one store; each caches what it saw.
+    let store = Arc::new(MemoryStore::new(Fault::None));
+    let a = Signer::new(store.clone(), Arc::new(HashKeys));
+    let b = Signer::new(store.clone(), Arc::new(HashKeys));
+    a.sign(&CounterPolicy, &client("a"), &request(1, "x"))
+        .unwrap();
+    // b advances the object; a's cache still says n=1.
+    assert!(matches!(
+        b.sign(&CounterPolicy, &client("b"), &request(2, "y"))
+            .unwrap(),
+        Outcome::Signed { .. }
+    ));
+    // a decides on its stale state, loses the compare-and-swap, reloads
+    // and refuses instead of signing a second payload at n=2.
+    let Outcome::Refused(r) = a
+        .sign(&CounterPolicy, &client("a"), &request(2, "z"))
+        .unwrap()
+    else {
+        panic!("a stale cache must not produce a conflicting signature")
+    };
+    assert_eq!(r.tag.as_str(), "hwm-double-sign");
+    // And a's identical repeat of b's request replays b's signature.
+    let Outcome::Replayed { signatures, .. } = a
+        .sign(&CounterPolicy, &client("a"), &request(2, "y"))
+        .unwrap()
+    else {
+        panic!("identical repeat must replay")
+    };
+    assert_eq!(signatures, store.objects().unwrap()[0].1.signatures);
 }
