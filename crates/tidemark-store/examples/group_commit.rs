@@ -8,7 +8,10 @@
 //! ```
 //!
 //! `DIR` (default `.`) is where the scratch stores go: put it on the disk
-//! you want to measure. Each level runs for `SECONDS` (default 3).
+//! you want to measure. Each level runs for `SECONDS` (default 3). The
+//! last column is commits/s times the fdatasync p50 measured just before
+//! the level: how many commits each fsync's worth of time carried, a
+//! ratio that holds on a noisy machine.
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -132,33 +135,42 @@ fn main() -> Result<(), Box<dyn Error>> {
         .prefix("tidemark-group-commit-")
         .tempdir_in(&dir)?;
 
-    let mut fsync = fdatasync_latency(scratch.path(), 200)?;
-    fsync.sort_unstable();
-    let fsync_p50 = percentile(&fsync, 0.50);
     println!(
-        "disk {}: fdatasync p50 {}, p99 {} (200 samples, 4 KiB appends)",
-        dir.display(),
-        micros(fsync_p50),
-        micros(percentile(&fsync, 0.99)),
+        "scratch dir {}; {seconds} s per level; fdatasync measured right before each level \
+         (100 x 4 KiB overwrites)",
+        scratch.path().display()
     );
     println!(
-        "{:>7} {:>10} {:>12} {:>10} {:>10} {:>10} {:>14}",
-        "callers", "commits", "commits/s", "p50", "p99", "batches", "commits/batch"
+        "{:>7} {:>9} {:>10} {:>9} {:>9} {:>8} {:>13} {:>11} {:>12}",
+        "callers",
+        "commits",
+        "commits/s",
+        "p50",
+        "p99",
+        "batches",
+        "commits/batch",
+        "fsync p50",
+        "x 1/fsync"
     );
     for callers in [1, 8, 64] {
+        let mut fsync = fdatasync_latency(scratch.path(), 100)?;
+        fsync.sort_unstable();
+        let fsync_p50 = percentile(&fsync, 0.50);
         let level = run_level(scratch.path(), callers, run_for)?;
+        let per_second = level.commits as f64 / level.elapsed.as_secs_f64();
         println!(
-            "{:>7} {:>10} {:>12.0} {:>10} {:>10} {:>10} {:>14.1}",
+            "{:>7} {:>9} {:>10.0} {:>9} {:>9} {:>8} {:>13.1} {:>11} {:>12.1}",
             level.callers,
             level.commits,
-            level.commits as f64 / level.elapsed.as_secs_f64(),
+            per_second,
             micros(percentile(&level.latencies, 0.50)),
             micros(percentile(&level.latencies, 0.99)),
             level.batches,
             level.commits as f64 / level.batches.max(1) as f64,
+            micros(fsync_p50),
+            // Throughput relative to one fdatasync per commit.
+            per_second * fsync_p50.as_secs_f64(),
         );
     }
-    let per_second = 1.0 / fsync_p50.as_secs_f64().max(1e-9);
-    println!("one fdatasync per commit would allow about {per_second:.0} commits/s on this disk");
     Ok(())
 }

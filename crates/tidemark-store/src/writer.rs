@@ -249,7 +249,8 @@ impl Writer {
     }
 
     /// Copies the WAL back into the database once it has grown, after the
-    /// batch's callers were answered (a checkpoint never delays a commit).
+    /// batch's callers were answered (it never delays the commits that made
+    /// the WAL grow).
     fn maybe_checkpoint(&mut self) {
         if self.frames_estimate < CHECKPOINT_FRAMES {
             return;
