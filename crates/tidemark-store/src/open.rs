@@ -260,7 +260,7 @@ pub(crate) fn check_header(path: &Path, len: u64) -> Result<(), StoreError> {
             "file size {len} is not a multiple of the page size {page_size}: truncated?"
         )));
     }
-    let wal_len = fs::metadata(sidecar(path, "-wal")).map_or(0, |m| m.len());
+    let wal_len = check_wal_header(path)?;
     let pages = be_u32(&header, 28);
     let size_valid = be_u32(&header, 24) == be_u32(&header, 92);
     let expected = u64::from(pages) * u64::from(page_size);
@@ -270,6 +270,31 @@ pub(crate) fn check_header(path: &Path, len: u64) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// The length of the store's WAL (0 if none). A WAL left by a crash holds
+/// committed transactions; SQLite silently ignores one whose header is
+/// not valid, which would serve older marks, so such a WAL is refused.
+/// (A WAL shorter than its header holds no frames: a crash while creating
+/// it.)
+fn check_wal_header(path: &Path) -> Result<u64, StoreError> {
+    const WAL_MAGIC: [u32; 2] = [0x377f_0682, 0x377f_0683];
+    let wal = sidecar(path, "-wal");
+    let len = fs::metadata(&wal).map_or(0, |m| m.len());
+    if len < 32 {
+        return Ok(len);
+    }
+    let mut magic = [0u8; 4];
+    File::open(&wal)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| io_error("cannot read the store's WAL", &e))?;
+    if !WAL_MAGIC.contains(&u32::from_be_bytes(magic)) {
+        return Err(StoreError::Corrupt(format!(
+            "{} is not a valid WAL: its committed transactions would be lost",
+            wal.display()
+        )));
+    }
+    Ok(len)
 }
 
 /// Checks the audit log: sequence numbers from 1 without gaps, and the

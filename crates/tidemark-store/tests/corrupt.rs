@@ -410,3 +410,40 @@ fn a_store_whose_file_is_deleted_or_replaced_while_open_stops_committing() {
         .unwrap();
     assert_eq!(store.check_health(), Ok(()));
 }
+
+#[test]
+fn a_crash_left_wal_is_replayed_and_a_garbled_one_is_refused() {
+    let dir = temp_dir();
+    let path = db_path(&dir);
+    populated_store(&path);
+    let store = SqliteStore::open(&path).unwrap();
+    let o = object("only-in-the-wal");
+    store
+        .commit(write(&o, 0, "late"), entry(&o, AuditOutcome::Signed))
+        .unwrap();
+    // A crash snapshot: the files as they are on disk while the store runs.
+    let snapshot = |name: &str| {
+        let copy = dir.path().join(name);
+        fs::copy(&path, &copy).unwrap();
+        let (mut from, mut to) = (path.as_os_str().to_owned(), copy.as_os_str().to_owned());
+        from.push("-wal");
+        to.push("-wal");
+        fs::copy(&from, &to).unwrap();
+        (copy, std::path::PathBuf::from(to))
+    };
+    let (intact, _) = snapshot("intact.db");
+    let (garbled, garbled_wal) = snapshot("garbled.db");
+    drop(store);
+
+    // The commit lives only in the WAL, and opening replays it.
+    let reopened = SqliteStore::open(&intact).unwrap();
+    assert_eq!(reopened.load(&o).unwrap().unwrap().state, state("late"));
+    drop(reopened);
+
+    // SQLite would ignore a WAL with a bad header and serve older marks.
+    let mut wal = fs::read(&garbled_wal).unwrap();
+    wal[..32].copy_from_slice(&garbage(3, 32));
+    fs::write(&garbled_wal, &wal).unwrap();
+    let err = SqliteStore::open(&garbled).unwrap_err();
+    assert!(is_corrupt(&err), "{err:?}");
+}
