@@ -6,7 +6,8 @@
 //!   cannot silently become an empty store that has forgotten every mark.
 //! - `open` reads the file's header itself before SQLite does (an empty or
 //!   truncated file is refused; SQLite would take an empty file for a new
-//!   database), then checks the application id and schema version before
+//!   database; a leftover WAL with a garbled header is refused, SQLite
+//!   would drop its commits), then checks the application id and schema version before
 //!   writing anything, then runs `PRAGMA quick_check` and verifies the
 //!   audit log. Any failure refuses the store.
 
