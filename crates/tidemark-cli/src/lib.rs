@@ -2,8 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`commands`]: one module per subcommand (`init`, `serve`, `keys`,
-//!   `state`, `audit`, `demo`, `bench`).
+//! - [`commands`]: one module per subcommand (`init`, `serve`, `certs`,
+//!   `keys`, `state`, `audit`, `demo`, `bench`).
 //! - [`embedded`]: a complete signer (SQLite store, software keystore, dev
 //!   CA, mutual-TLS gRPC server on 127.0.0.1) in a directory, as `demo`,
 //!   `bench` and the end-to-end tests use it.
@@ -35,6 +35,9 @@ pub enum Command {
     Init(commands::init::InitArgs),
     /// Runs the signer.
     Serve(commands::serve::ServeArgs),
+    /// Issues client certificates from the development CA.
+    #[command(subcommand)]
+    Certs(commands::certs::CertsCommand),
     /// Lists or creates keys in the keystore.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init(args) => commands::init::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Certs(cmd) => commands::certs::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::State(cmd) => commands::state::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),

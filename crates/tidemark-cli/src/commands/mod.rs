@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod certs;
 pub mod demo;
 pub mod init;
 pub mod keys;
