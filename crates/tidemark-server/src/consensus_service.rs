@@ -98,7 +98,7 @@ impl v1::consensus_server::Consensus for ConsensusService {
         request: Request<v1::SignVoteRequest>,
     ) -> Result<Response<v1::SignVoteResponse>, Status> {
         let client = self.shared.client(&request)?;
-        let _permit = self.shared.admit()?;
+        let permit = self.shared.admit()?;
         let req = request.into_inner();
         let (chain, key) = self.ids(&client, &req.chain_id, &req.key_id)?;
         self.shared.authorize(&client, Domain::Consensus, &key)?;
@@ -109,7 +109,10 @@ impl v1::consensus_server::Consensus for ConsensusService {
         let comet = CometRequest::new(chain, key, CometMessage::Vote(vote))
             .map_err(|e| self.shared.invalid(&client, "vote", e))?;
         let signs_extension = comet.extension_sign_bytes().is_some();
-        let decided = self.shared.decide(CometPolicy, client, comet).await?;
+        let decided = self
+            .shared
+            .decide(permit, CometPolicy, client, comet)
+            .await?;
         let extension_signature = match decided.signatures.as_slice() {
             // [vote, extension] when signed; on a replay the fresh extension
             // signature comes last.
@@ -130,7 +133,7 @@ impl v1::consensus_server::Consensus for ConsensusService {
         request: Request<v1::SignProposalRequest>,
     ) -> Result<Response<v1::SignProposalResponse>, Status> {
         let client = self.shared.client(&request)?;
-        let _permit = self.shared.admit()?;
+        let permit = self.shared.admit()?;
         let req = request.into_inner();
         let (chain, key) = self.ids(&client, &req.chain_id, &req.key_id)?;
         self.shared.authorize(&client, Domain::Consensus, &key)?;
@@ -149,7 +152,10 @@ impl v1::consensus_server::Consensus for ConsensusService {
         };
         let comet = CometRequest::new(chain, key, CometMessage::Proposal(proposal))
             .map_err(|e| self.shared.invalid(&client, "proposal", e))?;
-        let decided = self.shared.decide(CometPolicy, client, comet).await?;
+        let decided = self
+            .shared
+            .decide(permit, CometPolicy, client, comet)
+            .await?;
         Ok(Response::new(v1::SignProposalResponse {
             outcome: decided.outcome(),
             signature: decided.first_signature()?,
@@ -163,7 +169,7 @@ impl v1::consensus_server::Consensus for ConsensusService {
         request: Request<v1::SignTezosRequest>,
     ) -> Result<Response<v1::SignTezosResponse>, Status> {
         let client = self.shared.client(&request)?;
-        let _permit = self.shared.admit()?;
+        let permit = self.shared.admit()?;
         let req = request.into_inner();
         let (chain, key) = self.ids(&client, &req.chain_id, &req.key_id)?;
         self.shared.authorize(&client, Domain::Consensus, &key)?;
@@ -174,7 +180,7 @@ impl v1::consensus_server::Consensus for ConsensusService {
             _ => (0, 0),
         };
         let policy = self.shared.tezos.clone();
-        let decided = self.shared.decide(policy, client, tezos).await?;
+        let decided = self.shared.decide(permit, policy, client, tezos).await?;
         Ok(Response::new(v1::SignTezosResponse {
             outcome: decided.outcome(),
             signature: decided.first_signature()?,
@@ -188,13 +194,16 @@ impl v1::consensus_server::Consensus for ConsensusService {
         request: Request<v1::SignHeightRequest>,
     ) -> Result<Response<v1::SignHeightResponse>, Status> {
         let client = self.shared.client(&request)?;
-        let _permit = self.shared.admit()?;
+        let permit = self.shared.admit()?;
         let req = request.into_inner();
         let (chain, key) = self.ids(&client, &req.chain_id, &req.key_id)?;
         self.shared.authorize(&client, Domain::Consensus, &key)?;
         let height = HeightRequest::new(chain, key, req.height, req.round, req.payload)
             .map_err(|e| self.shared.invalid(&client, "payload", e))?;
-        let decided = self.shared.decide(HeightPolicy, client, height).await?;
+        let decided = self
+            .shared
+            .decide(permit, HeightPolicy, client, height)
+            .await?;
         Ok(Response::new(v1::SignHeightResponse {
             outcome: decided.outcome(),
             signature: decided.first_signature()?,

@@ -113,8 +113,13 @@ impl Shared {
 
     /// Runs the pipeline on a blocking thread (it waits for an fsync) and
     /// maps a refusal or error to a status.
+    ///
+    /// The `permit` moves into the blocking task: a request whose caller
+    /// gave up (deadline) still counts against the in-flight bound until
+    /// its commit is done.
     pub async fn decide<P>(
         self: &Arc<Self>,
+        permit: Permit,
         policy: P,
         client: ClientId,
         request: P::Request,
@@ -128,11 +133,14 @@ impl Shared {
         // If the caller's deadline passes while this runs, the task still
         // finishes: a signature committed but never delivered is safe (a
         // retry replays it), a half-done commit is not possible.
-        let outcome =
-            tokio::task::spawn_blocking(move || shared.signer.sign(&policy, &client, &request))
-                .await
-                .map_err(|e| Status::internal(format!("signing task failed: {e}")))?
-                .map_err(|e| status::sign_error(&e))?;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let result = shared.signer.sign(&policy, &client, &request);
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| Status::internal(format!("signing task failed: {e}")))?
+        .map_err(|e| status::sign_error(&e))?;
         match outcome {
             Outcome::Signed {
                 signatures, state, ..
