@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tidemark_client::{Client, ClientOptions};
+use tidemark_core::KeyId;
 use tidemark_server::{Config, Server};
 use tidemark_store::SqliteStore;
 use tokio::net::TcpListener;
@@ -33,9 +34,10 @@ pub struct Embedded {
     pub layout: Layout,
     /// Where the gRPC server listens.
     pub addr: SocketAddr,
-    /// The replica identities with certificates (`replica-1`, ...).
+    /// The non-admin client identities of the config (`replica-1`, ...).
     pub replicas: Vec<String>,
-    /// The validator's ed25519 public key.
+    /// The ed25519 public key of the key `validator` (empty if there is
+    /// no such key).
     pub validator_public_key: Vec<u8>,
     /// The server (metrics, pipeline).
     pub server: Arc<Server>,
@@ -83,12 +85,7 @@ impl Embedded {
             insecure_fast_kdf: true,
         };
         let made = tokio::task::block_in_place(|| init(&args))?;
-        let validator_public_key = hex::decode(&made.validator_public_key)?;
-        let replicas = made.clients.into_iter().filter(|c| c != "admin").collect();
-        let mut e = Embedded::start_existing(&made.layout.dir).await?;
-        e.replicas = replicas;
-        e.validator_public_key = validator_public_key;
-        Ok(e)
+        Embedded::start_existing(&made.layout.dir).await
     }
 
     /// Starts the signer already initialized in `dir`.
@@ -96,6 +93,20 @@ impl Embedded {
         let layout = Layout::new(dir);
         let config = Config::load(&layout.config())?;
         let (server, store) = tokio::task::block_in_place(|| build(&config))?;
+        let replicas = config
+            .clients
+            .iter()
+            .filter(|c| !c.admin)
+            .map(|c| c.identity.clone())
+            .collect();
+        let validator = KeyId::new(VALIDATOR_KEY)?;
+        let validator_public_key = server
+            .shared()
+            .signer
+            .keys()
+            .public_key(&validator)
+            .map(|pk| pk.bytes)
+            .unwrap_or_default();
         let server = Arc::new(server);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -112,8 +123,8 @@ impl Embedded {
         Ok(Embedded {
             layout,
             addr,
-            replicas: Vec::new(),
-            validator_public_key: Vec::new(),
+            replicas,
+            validator_public_key,
             server,
             store,
             shutdown: Some(tx),
