@@ -6,6 +6,8 @@
 //! - A request whose deadline expired may or may not have been signed; the
 //!   identical retry returns a valid signature and never a conflicting one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: an embedded signer over real
 //! mutual TLS on 127.0.0.1 and request builders.
 #![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use tidemark_cli::embedded::{DEMO_CHAIN, Embedded, VALIDATOR_KEY};
 use tidemark_client::v1;
