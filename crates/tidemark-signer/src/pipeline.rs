@@ -164,26 +164,18 @@ impl Signer {
                 Decision::Sign { new_state, inputs } => {
                     let signatures = self.sign_inputs(&inputs)?;
                     let mark = policy.mark(&new_state);
-                    let version = stored.as_ref().map_or(0, |s| s.version);
-                    let write = StateWrite {
-                        object: object.clone(),
-                        expected_version: version,
-                        new: StoredState {
-                            version: version + 1,
-                            state: encode_state::<P>(&new_state)?,
-                            mark: mark.clone(),
-                            digest: Digest::of_inputs(&inputs),
-                            signatures: signatures.clone(),
-                        },
-                    };
-                    let audit = entry(client, &object, AuditOutcome::Signed, None, &mark);
+                    let digest = Digest::of_inputs(&inputs);
                     let audit = AuditEntry {
-                        digest: Some(write.new.digest),
-                        ..audit
+                        digest: Some(digest),
+                        ..entry(client, &object, AuditOutcome::Signed, None, &mark)
                     };
-                    let committed = write.new.clone();
-                    let result = self.store.commit(write, audit);
-                    self.remember(&object, result.as_ref().ok().map(|()| committed));
+                    let result = self.commit::<P>(
+                        &object,
+                        stored.as_ref(),
+                        &new_state,
+                        (mark.clone(), digest, signatures.clone()),
+                        audit,
+                    )?;
                     match result {
                         Ok(()) => {
                             break Outcome::Signed {
@@ -308,24 +300,45 @@ impl Signer {
             return Ok(None);
         };
         let mark = policy.mark(&new_state);
-        let version = stored.as_ref().map_or(0, |s| s.version);
+        let audit = entry(client, object, AuditOutcome::Imported, None, &mark);
+        self.commit::<P>(
+            object,
+            stored.as_ref(),
+            &new_state,
+            (mark, Digest::ZERO, signatures),
+            audit,
+        )??;
+        Ok(Some(new_state))
+    }
+
+    /// Commits `new_state` over `stored` (compare-and-swap on its version)
+    /// with its mark, payload digest and signatures, and keeps the cache in
+    /// step. The outer error is a state that does not encode; the inner one
+    /// is the store's answer.
+    fn commit<P: Policy>(
+        &self,
+        object: &ObjectId,
+        stored: Option<&StoredState>,
+        new_state: &P::State,
+        (mark, digest, signatures): (Mark, Digest, Vec<Signature>),
+        audit: AuditEntry,
+    ) -> Result<Result<(), StoreError>, SignError> {
+        let version = stored.map_or(0, |s| s.version);
         let write = StateWrite {
             object: object.clone(),
             expected_version: version,
             new: StoredState {
                 version: version + 1,
-                state: encode_state::<P>(&new_state)?,
-                mark: mark.clone(),
-                digest: Digest::ZERO,
+                state: encode_state::<P>(new_state)?,
+                mark,
+                digest,
                 signatures,
             },
         };
-        let audit = entry(client, object, AuditOutcome::Imported, None, &mark);
         let committed = write.new.clone();
         let result = self.store.commit(write, audit);
         self.remember(object, result.as_ref().ok().map(|()| committed));
-        result?;
-        Ok(Some(new_state))
+        Ok(result)
     }
 
     /// The object's state: from the cache, else from the store.
