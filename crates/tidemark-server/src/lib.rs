@@ -47,6 +47,13 @@ pub use config::Config;
 pub use metrics::Metrics;
 pub use service::Shared;
 
+/// The largest signing request accepted (the largest payload a domain
+/// takes is 64 KiB); larger messages are refused before they are decoded.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// The largest admin request accepted (a marks document to import).
+pub const MAX_ADMIN_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
 /// The server could not run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -140,12 +147,18 @@ impl Server {
             .timeout(self.request_timeout)
             .tcp_nodelay(true)
             .add_service(health_service)
-            .add_service(v1::consensus_server::ConsensusServer::new(
-                consensus_service::ConsensusService::new(self.shared.clone()),
-            ))
-            .add_service(v1::admin_server::AdminServer::new(
-                admin_service::AdminService::new(self.shared.clone()),
-            ))
+            .add_service(
+                v1::consensus_server::ConsensusServer::new(
+                    consensus_service::ConsensusService::new(self.shared.clone()),
+                )
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
+                v1::admin_server::AdminServer::new(admin_service::AdminService::new(
+                    self.shared.clone(),
+                ))
+                .max_decoding_message_size(MAX_ADMIN_REQUEST_BYTES),
+            )
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await;
         health_task.abort();
