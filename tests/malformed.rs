@@ -39,7 +39,13 @@ enum Want {
     Denied,
     NotFound,
     Refused(&'static str),
+    /// Over the server's message size limit: refused by the transport
+    /// before it is decoded (`OUT_OF_RANGE`).
+    TooLarge,
 }
+
+/// gRPC's `OUT_OF_RANGE`.
+const OUT_OF_RANGE: i32 = 11;
 
 async fn send(client: &Client, req: Req) -> Result<i32, ClientError> {
     match req {
@@ -56,6 +62,7 @@ fn matches_want(e: &ClientError, want: Want) -> bool {
         | (ClientError::PermissionDenied(_), Want::Denied)
         | (ClientError::NotFound(_), Want::NotFound) => true,
         (ClientError::Refused(r), Want::Refused(tag)) => r.tag == tag,
+        (ClientError::Other { code, .. }, Want::TooLarge) => *code as i32 == OUT_OF_RANGE,
         _ => false,
     }
 }
@@ -213,7 +220,7 @@ async fn malformed_votes_and_proposals_are_invalid_arguments_and_change_nothing(
         ("part-set total 0",                with_block(|b| b.part_set_header.as_mut().unwrap().total = 0), Invalid),
         ("no part-set header",              with_block(|b| b.part_set_header = None), Invalid),
         ("zero block id (not nil)",         with_block(|b| *b = v1::BlockId::default()), Invalid),
-        ("extension of 1 MiB + 1",          with_vote(|v| v.extension = vec![7; 1024 * KIB + 1]), Invalid),
+        ("extension of 1 MiB + 1",          with_vote(|v| v.extension = vec![7; 1024 * KIB + 1]), TooLarge),
         ("extension on a prevote",          with_vote(|v| { v.r#type = v1::VoteType::Prevote as i32; v.extension = vec![7; 8] }), Invalid),
         ("extension on a nil precommit",    with_vote(|v| { v.block_id = None; v.extension = vec![7; 8] }), Invalid),
         ("vote type unspecified",           with_vote(|v| v.r#type = v1::VoteType::Unspecified as i32), Invalid),
@@ -278,7 +285,7 @@ async fn malformed_tezos_operations_and_heights_are_typed_errors_and_change_noth
         ("legacy emmy endorsement 0x02",    tezos(TEZOS_MAINNET_B58, vec![0x02, 1, 2, 3]), Refused("policy-tezos-magic-byte")),
         ("generic operation 0x03",          tezos(TEZOS_MAINNET_B58, vec![0x03, 1, 2, 3]), Refused("policy-tezos-magic-byte")),
         ("payload over 64 KiB",             height("plain-1", 1, vec![1; 64 * KIB + 1]), Invalid),
-        ("payload of 1 MiB",                height("plain-1", 1, vec![1; 1024 * KIB]), Invalid),
+        ("payload of 1 MiB",                height("plain-1", 1, vec![1; 1024 * KIB]), TooLarge),
         ("height chain id of 51 bytes",     height(&"h".repeat(51), 1, vec![1]), Invalid),
         ("height chain id with '/'",        height("plain/1", 1, vec![1]), Invalid),
         ("tezos key without a grant",       Req::Tezos(v1::SignTezosRequest { key_id: "baker".into(), chain_id: TEZOS_MAINNET_B58.into(), operation: attestation(5, 0) }), Denied),
