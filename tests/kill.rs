@@ -24,8 +24,7 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,7 +34,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use tidemark_client::{Client, ClientError, ClientOptions, v1};
+use support::SignerDir;
+use tidemark_client::{Client, ClientError, v1};
 use tidemark_consensus::cometbft::canonical;
 use tidemark_consensus::{
     BlockId, CometState, PartSetHeader, Proposal, SignedMsgType, Timestamp, Vote,
@@ -291,172 +291,6 @@ fn random_request(rng: &mut StdRng, c: usize, top: i64) -> Req {
     }
 }
 
-/// Kills the child (SIGKILL) if it is still running when dropped, so a
-/// failing test leaves no signer behind.
-struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.0.as_ref().expect("child is running").id() as i32)
-    }
-
-    /// Waits up to `timeout` for the child to exit.
-    fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let child = self.0.as_mut().expect("child is running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait on the signer") {
-                self.0 = None;
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the signer did not exit within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The init directory and how to run and reach its signer.
-struct Signer {
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Signer {
-    fn config(&self) -> PathBuf {
-        self.dir.join("tidemark.toml")
-    }
-
-    /// Points `[server] listen` and `[metrics] listen` at fresh free ports
-    /// and returns the gRPC address.
-    fn rewrite_ports(&self) -> String {
-        let text = std::fs::read_to_string(self.config()).unwrap();
-        let grpc = format!("127.0.0.1:{}", support::free_port());
-        let mut section = String::new();
-        let mut out = String::new();
-        for line in text.lines() {
-            if line.starts_with('[') {
-                section = line.trim().to_owned();
-            }
-            if line.trim_start().starts_with("listen") {
-                let addr = match section.as_str() {
-                    "[server]" => grpc.clone(),
-                    "[metrics]" => format!("127.0.0.1:{}", support::free_port()),
-                    other => panic!("unexpected listen in section {other}"),
-                };
-                out.push_str(&format!("listen = {addr:?}\n"));
-            } else {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        std::fs::write(self.config(), out).unwrap();
-        grpc
-    }
-
-    fn spawn(&self) -> ChildGuard {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-            .arg("serve")
-            .arg("-c")
-            .arg(self.config())
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn tidemark serve");
-        ChildGuard(Some(child))
-    }
-
-    fn client(&self, addr: &str, identity: &str, deadline: Duration) -> Client {
-        let tls = self.dir.join("tls");
-        let options = ClientOptions::from_files(
-            addr,
-            "localhost",
-            &tls.join("ca.crt"),
-            &tls.join(format!("{identity}.crt")),
-            &tls.join(format!("{identity}.key")),
-        )
-        .unwrap()
-        .with_deadline(deadline);
-        Client::connect_lazy(options).unwrap()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-
-    /// Starts the signer and returns once it answers an admin `Status`.
-    async fn start(&self) -> (ChildGuard, String, Duration) {
-        let addr = self.rewrite_ports();
-        let started = Instant::now();
-        let mut child = self.spawn();
-        let admin = self.client(&addr, "admin", Duration::from_millis(300));
-        loop {
-            if let Some(status) = child.exited() {
-                panic!(
-                    "tidemark serve exited by itself ({status}) during start-up:\n{}",
-                    self.log_tail()
-                );
-            }
-            if admin.status().await.is_ok() {
-                return (child, addr, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < READY_TIMEOUT,
-                "tidemark serve did not answer within {READY_TIMEOUT:?}:\n{}",
-                self.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// `tidemark init` into `dir`; returns the validator public key it printed.
-fn init(dir: &Path) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-        .args(["init", "--insecure-fast-kdf", "--replicas"])
-        .arg(REPLICAS.to_string())
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .expect("run tidemark init");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tidemark init failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let hex_key = stdout
-        .split("ed25519 ")
-        .nth(1)
-        .and_then(|rest| rest.get(..64))
-        .unwrap_or_else(|| panic!("no ed25519 public key in init's output:\n{stdout}"));
-    hex::decode(hex_key).unwrap()
-}
-
 /// What the replicas saw, over all cycles.
 #[derive(Default)]
 struct Tally {
@@ -582,7 +416,12 @@ struct Run {
 
 /// `cycles` times: start the signer, let the replicas hammer it, SIGKILL it
 /// 5 to 150 ms after it answered.
-async fn kill_cycles(signer: &Signer, public_key: &[u8], cycles: usize, rng: &mut StdRng) -> Run {
+async fn kill_cycles(
+    signer: &SignerDir,
+    public_key: &[u8],
+    cycles: usize,
+    rng: &mut StdRng,
+) -> Run {
     let shared = Arc::new(Shared {
         frontier: std::array::from_fn(|_| AtomicI64::new(1)),
         last: Mutex::new(std::array::from_fn(|_| None)),
@@ -593,7 +432,7 @@ async fn kill_cycles(signer: &Signer, public_key: &[u8], cycles: usize, rng: &mu
     let mut slowest_start = Duration::ZERO;
 
     for cycle in 0..cycles {
-        let (mut child, addr, startup) = signer.start().await;
+        let (mut child, addr, startup) = signer.start(READY_TIMEOUT).await;
         slowest_start = slowest_start.max(startup);
         if cycle == 0 {
             let admin = signer.client(&addr, "admin", Duration::from_secs(5));
@@ -633,7 +472,7 @@ async fn kill_cycles(signer: &Signer, public_key: &[u8], cycles: usize, rng: &mu
             );
         }
         killed.store(true, Ordering::Release);
-        kill(child.pid(), Signal::SIGKILL).expect("SIGKILL the signer");
+        kill(Pid::from_raw(child.pid()), Signal::SIGKILL).expect("SIGKILL the signer");
         let status = tokio::task::block_in_place(|| child.wait(Duration::from_secs(10)));
         assert!(!status.success(), "a SIGKILLed signer cannot exit cleanly");
         for (index, task) in tasks.into_iter().enumerate() {
@@ -804,11 +643,11 @@ async fn rerequest(client: &Client, r: &Received, mark: Hrs) -> bool {
 /// answered with a signature (see [`rerequest`]); then stops it with
 /// SIGTERM, which must exit cleanly. Returns (distinct, replayed).
 async fn recheck_after_restart(
-    signer: &Signer,
+    signer: &SignerDir,
     tally: &Tally,
     marks: &BTreeMap<String, Hrs>,
 ) -> (usize, usize) {
-    let (mut child, addr, _) = signer.start().await;
+    let (mut child, addr, _) = signer.start(READY_TIMEOUT).await;
     let mut seen = HashSet::new();
     let unique: Vec<Received> = tally
         .received
@@ -841,7 +680,7 @@ async fn recheck_after_restart(
             .expect("re-requests finish")
             .expect("a re-request check failed");
     }
-    kill(child.pid(), Signal::SIGTERM).unwrap();
+    kill(Pid::from_raw(child.pid()), Signal::SIGTERM).unwrap();
     let status = tokio::task::block_in_place(|| child.wait(Duration::from_secs(20)));
     assert!(
         status.success(),
@@ -862,11 +701,8 @@ async fn sigkill_under_load_never_loses_a_released_mark_or_double_signs() {
         .prefix("tidemark-kill-")
         .tempdir()
         .unwrap();
-    let signer = Signer {
-        dir: temp.path().join("signer"),
-        log: temp.path().join("serve.log"),
-    };
-    let public_key = init(&signer.dir);
+    let signer = SignerDir::init(temp.path(), REPLICAS);
+    let public_key = signer.validator_public_key.clone();
 
     let run = kill_cycles(&signer, &public_key, cycles, &mut rng).await;
     let tally = &run.tally;

@@ -159,3 +159,198 @@ pub fn garbage(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+// --- A signer run as a separate `tidemark serve` process (kill tests). ---
+
+/// Kills the child (SIGKILL) if it is still running when dropped, so a
+/// failing test leaves no signer behind.
+pub struct ServeProcess(Option<std::process::Child>);
+
+impl ServeProcess {
+    /// The process id (for signals).
+    pub fn pid(&self) -> i32 {
+        self.0.as_ref().expect("child is running").id() as i32
+    }
+
+    /// Waits up to `timeout` for the child to exit.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let child = self.0.as_mut().expect("child is running");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait on the signer") {
+                self.0 = None;
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the signer did not exit within {timeout:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A directory `tidemark init` wrote, and how to run `tidemark serve` on
+/// it as a separate process and reach it.
+pub struct SignerDir {
+    /// The init directory.
+    pub dir: std::path::PathBuf,
+    /// Where every `serve` started here appends its stderr.
+    pub log: std::path::PathBuf,
+    /// The validator public key `init` printed.
+    pub validator_public_key: Vec<u8>,
+}
+
+impl SignerDir {
+    /// Runs `tidemark init --insecure-fast-kdf --replicas N` into
+    /// `parent/signer` (the serve log goes to `parent/serve.log`).
+    pub fn init(parent: &std::path::Path, replicas: usize) -> SignerDir {
+        let dir = parent.join("signer");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .args(["init", "--insecure-fast-kdf", "--replicas"])
+            .arg(replicas.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .expect("run tidemark init");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "tidemark init failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let hex_key = stdout
+            .split("ed25519 ")
+            .nth(1)
+            .and_then(|rest| rest.get(..64))
+            .unwrap_or_else(|| panic!("no ed25519 public key in init's output:\n{stdout}"));
+        SignerDir {
+            dir,
+            log: parent.join("serve.log"),
+            validator_public_key: hex::decode(hex_key).unwrap(),
+        }
+    }
+
+    /// `tidemark.toml`.
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.join("tidemark.toml")
+    }
+
+    /// Points `[server] listen` and `[metrics] listen` at fresh free ports
+    /// and returns the gRPC address.
+    pub fn rewrite_ports(&self) -> String {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let mut section = String::new();
+        let mut out = String::new();
+        for line in text.lines() {
+            if line.starts_with('[') {
+                section = line.trim().to_owned();
+            }
+            if line.trim_start().starts_with("listen") {
+                let addr = match section.as_str() {
+                    "[server]" => grpc.clone(),
+                    "[metrics]" => format!("127.0.0.1:{}", free_port()),
+                    other => panic!("unexpected listen in section {other}"),
+                };
+                out.push_str(&format!("listen = {addr:?}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(self.config(), out).unwrap();
+        grpc
+    }
+
+    /// Spawns `tidemark serve` (RUST_LOG=warn, stderr to the log).
+    pub fn spawn(&self) -> ServeProcess {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+            .arg("serve")
+            .arg("-c")
+            .arg(self.config())
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tidemark serve");
+        ServeProcess(Some(child))
+    }
+
+    /// A client of `identity` (a certificate `init` issued) for `addr`.
+    pub fn client(
+        &self,
+        addr: &str,
+        identity: &str,
+        deadline: std::time::Duration,
+    ) -> tidemark_client::Client {
+        let tls = self.dir.join("tls");
+        let options = tidemark_client::ClientOptions::from_files(
+            addr,
+            "localhost",
+            &tls.join("ca.crt"),
+            &tls.join(format!("{identity}.crt")),
+            &tls.join(format!("{identity}.key")),
+        )
+        .unwrap()
+        .with_deadline(deadline);
+        tidemark_client::Client::connect_lazy(options).unwrap()
+    }
+
+    /// The last 40 lines of the serve log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Starts the signer on fresh ports and returns once it answers an
+    /// admin `Status` (fails after `ready_timeout`), with its gRPC address
+    /// and how long start-up took.
+    pub async fn start(
+        &self,
+        ready_timeout: std::time::Duration,
+    ) -> (ServeProcess, String, std::time::Duration) {
+        let addr = self.rewrite_ports();
+        let started = std::time::Instant::now();
+        let mut child = self.spawn();
+        let admin = self.client(&addr, "admin", std::time::Duration::from_millis(300));
+        loop {
+            if let Some(status) = child.exited() {
+                panic!(
+                    "tidemark serve exited by itself ({status}) during start-up:\n{}",
+                    self.log_tail()
+                );
+            }
+            if admin.status().await.is_ok() {
+                return (child, addr, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < ready_timeout,
+                "tidemark serve did not answer within {ready_timeout:?}:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
