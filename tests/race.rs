@@ -675,7 +675,7 @@ struct Raced {
 fn check_position(key: &VerifyingKey, mark_field: &str, position: u64, raced: &[Raced]) -> usize {
     let mut refused = 0;
     for r in raced.iter().filter(|r| r.stale.is_some()) {
-        let e = r.result.as_ref().err().expect("a stale request is refused");
+        let e = r.result.as_ref().expect_err("a stale request is refused");
         let refusal = refusal(e);
         assert_eq!(Some(refusal.tag.as_str()), r.stale, "{refusal:?}");
         assert!(refusal.mark(mark_field).unwrap() > position - 2);
