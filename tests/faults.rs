@@ -489,6 +489,13 @@ async fn a_running_signer_reports_not_ready_once_requests_hit_corruption() {
         answers.iter().any(Result::is_err),
         "no request noticed the corruption"
     );
+    let m = e.store.metrics();
+    println!(
+        "requests failed as corrupt; the store's writer had {} failed batches of {}; check_health: {:?}",
+        m.failed_batches,
+        m.batches,
+        e.server.shared().ready()
+    );
     let took = wait_for_health(&e, ServingStatus::NotServing, Duration::from_secs(5)).await;
     println!("health NOT_SERVING {took:?} after requests failed as corrupt");
     assert!(
