@@ -528,7 +528,10 @@ async fn serve_signs_reports_ready_and_metrics_stops_on_sigterm_and_replays_afte
     let cfg = config(&dir);
 
     // Rewrite both listen addresses to ports that are free now.
-    let (grpc, ops) = (free_port(), free_port());
+    let grpc = free_port();
+    let ops = std::iter::repeat_with(free_port)
+        .find(|p| *p != grpc)
+        .unwrap();
     let original = std::fs::read_to_string(&cfg).unwrap();
     let rewritten = original
         .replace(
