@@ -232,7 +232,10 @@ impl SqliteStore {
             }
         };
         let result = f(&conn);
-        let reusable = !matches!(result, Err(StoreError::Io(_)));
+        if let Err(e) = &result {
+            self.shared.note_corruption(e);
+        }
+        let reusable = !matches!(result, Err(StoreError::Io(_) | StoreError::Corrupt(_)));
         if reusable && !self.closed.load(Ordering::Acquire) {
             let mut pool = self.lock_readers();
             if pool.len() < self.options.idle_readers {
@@ -335,6 +338,9 @@ impl StateStore for SqliteStore {
             return Err(StoreError::Closed);
         }
         self.file.check(&self.path)?;
+        if let Some(corruption) = self.shared.corruption() {
+            return Err(corruption);
+        }
         let busy_since = self.shared.busy_since_ms.load(Ordering::Relaxed);
         let busy_for = now_ms().saturating_sub(busy_since);
         let threshold = u64::try_from(self.options.stall_threshold.as_millis()).unwrap_or(u64::MAX);

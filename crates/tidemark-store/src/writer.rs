@@ -87,6 +87,11 @@ pub(crate) struct Shared {
     /// How much a health probe writes: about the size of the last batch
     /// that failed, within [`PROBE_MIN_BYTES`, `PROBE_MAX_BYTES`].
     pub(crate) probe_bytes: AtomicU64,
+    /// The first corruption any read or write ran into. Sticky: a corrupt
+    /// file does not heal itself, and a probe that happens to touch intact
+    /// pages must not make the store look healthy again. Cleared only by
+    /// reopening the store.
+    pub(crate) corruption: Mutex<Option<StoreError>>,
 }
 
 impl Shared {
@@ -96,7 +101,30 @@ impl Shared {
             last_failure: Mutex::new(None),
             busy_since_ms: AtomicU64::new(0),
             probe_bytes: AtomicU64::new(PROBE_MIN_BYTES as u64),
+            corruption: Mutex::new(None),
         }
+    }
+
+    /// Remembers `error` if it reports corruption (first one wins).
+    pub(crate) fn note_corruption(&self, error: &StoreError) {
+        if matches!(error, StoreError::Corrupt(_)) {
+            let mut seen = self
+                .corruption
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if seen.is_none() {
+                tracing::error!(error = %error, "store corruption detected: not ready until reopened");
+                *seen = Some(error.clone());
+            }
+        }
+    }
+
+    /// The corruption seen, if any.
+    pub(crate) fn corruption(&self) -> Option<StoreError> {
+        self.corruption
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn last_failure(&self) -> Option<StoreError> {
@@ -201,7 +229,10 @@ impl Writer {
                         (Item::Commit { .. }, Err(StoreError::Conflict { .. })) => {
                             Metrics::add(&m.conflicts, 1);
                         }
-                        (Item::Commit { .. }, Err(_)) => Metrics::add(&m.failed_commits, 1),
+                        (Item::Commit { .. }, Err(e)) => {
+                            self.shared.note_corruption(e);
+                            Metrics::add(&m.failed_commits, 1);
+                        }
                         (Item::Audit(_), _) => Metrics::add(&m.audit_written, 1),
                         (Item::Probe { .. }, _) => {}
                     }
@@ -233,6 +264,7 @@ impl Writer {
                     "state store batch failed and was rolled back"
                 );
                 if is_fatal(&e) {
+                    self.shared.note_corruption(&e);
                     self.shared.set_last_failure(Some(e.clone()));
                     let bytes = batch_bytes(&batch).clamp(PROBE_MIN_BYTES, PROBE_MAX_BYTES);
                     self.shared

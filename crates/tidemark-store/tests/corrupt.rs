@@ -354,7 +354,25 @@ fn malformed_object_rows_are_corrupt_errors_not_panics() {
         store
             .commit(write(&o, 0, "x"), entry(&o, AuditOutcome::Signed))
             .unwrap();
+        // But it reports itself not healthy from the first corrupt read on,
+        // even after a commit succeeded: an operator must look at the file.
+        assert!(
+            matches!(store.check_health(), Err(StoreError::Corrupt(_))),
+            "{what}: a store that read corruption must not report healthy"
+        );
     }
+}
+
+#[test]
+fn a_healthy_store_reports_healthy() {
+    let dir = temp_dir();
+    let store = SqliteStore::create(db_path(&dir)).unwrap();
+    let o = object("obj-1");
+    store
+        .commit(write(&o, 0, "x"), entry(&o, AuditOutcome::Signed))
+        .unwrap();
+    store.load(&o).unwrap();
+    assert_eq!(store.check_health(), Ok(()));
 }
 
 #[test]
