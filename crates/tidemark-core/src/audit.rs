@@ -32,6 +32,15 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
+    /// Every outcome, for decoders that map names back to values.
+    pub const ALL: [AuditOutcome; 5] = [
+        AuditOutcome::Signed,
+        AuditOutcome::Replayed,
+        AuditOutcome::Refused,
+        AuditOutcome::Denied,
+        AuditOutcome::Imported,
+    ];
+
     /// Lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +52,15 @@ impl AuditOutcome {
         }
     }
 }
+
+// Adding an outcome breaks this match: add it to `AuditOutcome::ALL` too.
+const _: () = match AuditOutcome::Signed {
+    AuditOutcome::Signed
+    | AuditOutcome::Replayed
+    | AuditOutcome::Refused
+    | AuditOutcome::Denied
+    | AuditOutcome::Imported => (),
+};
 
 /// One decision, as the pipeline reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

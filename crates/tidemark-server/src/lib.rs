@@ -47,9 +47,11 @@ pub use config::Config;
 pub use metrics::Metrics;
 pub use service::Shared;
 
-/// The largest signing request accepted (the largest payload a domain
-/// takes is 64 KiB); larger messages are refused before they are decoded.
-pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// The largest signing request accepted: room for the largest input a
+/// domain takes (a CometBFT vote extension of 1 MiB) and the message
+/// around it; larger messages are refused (`OUT_OF_RANGE`) before they are
+/// decoded.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
 /// The largest admin request accepted (a marks document to import).
 pub const MAX_ADMIN_REQUEST_BYTES: usize = 16 * 1024 * 1024;

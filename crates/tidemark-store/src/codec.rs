@@ -134,14 +134,7 @@ pub(crate) fn decode_object(row: &Row<'_>) -> Result<(ObjectId, StoredState), St
 }
 
 fn outcome(s: &str) -> Option<AuditOutcome> {
-    [
-        AuditOutcome::Signed,
-        AuditOutcome::Replayed,
-        AuditOutcome::Refused,
-        AuditOutcome::Denied,
-    ]
-    .into_iter()
-    .find(|o| o.as_str() == s)
+    AuditOutcome::ALL.into_iter().find(|o| o.as_str() == s)
 }
 
 /// Decodes [`AUDIT_COLUMNS`].

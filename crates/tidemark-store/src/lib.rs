@@ -13,8 +13,10 @@
 //! - `store`: [`SqliteStore`], the shared handle: open/create, the
 //!   [`StateStore`](tidemark_core::StateStore) methods, read connections,
 //!   health and shutdown.
-//! - `writer`: the single writer thread: batching, per-object
-//!   compare-and-swap inside a batch, the audit chain, checkpoints.
+//! - `committer`: leader-based group commit: who writes a batch (the
+//!   first waiting caller, or the background thread) and the queue.
+//! - `writer`: one batch in one transaction: per-object compare-and-swap
+//!   inside a batch, the audit chain, checkpoints.
 //! - `open`: creating and opening a file, failing closed (header, identity,
 //!   schema version, `quick_check`, audit chain).
 //! - `schema`: the tables, the ordered migrations and connection settings.
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+mod committer;
 mod error;
 mod fsync;
 mod metrics;

@@ -13,7 +13,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -25,12 +24,13 @@ use tidemark_core::{
 };
 
 use crate::codec::{self, STATE_COLUMNS};
+use crate::committer::Committer;
 use crate::error::{OpenError, store_error};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::open::{self, FileIdentity};
 use crate::options::StoreOptions;
 use crate::schema;
-use crate::writer::{Item, Message, PROBE_MIN_BYTES, Request, Shared, Writer, now_ms};
+use crate::writer::{Item, PROBE_MIN_BYTES, Shared, Writer, now_ms};
 
 /// Records read per query by [`SqliteStore::verify_audit_chain`].
 const VERIFY_PAGE: i64 = 4096;
@@ -45,7 +45,7 @@ const VERIFY_PAGE: i64 = 4096;
 pub struct SqliteStore {
     path: PathBuf,
     options: StoreOptions,
-    tx: SyncSender<Message>,
+    committer: Arc<Committer>,
     shared: Arc<Shared>,
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -93,7 +93,6 @@ impl SqliteStore {
     }
 
     fn start(path: &Path, conn: Connection, options: StoreOptions) -> Result<Self, OpenError> {
-        let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
         let shared = Arc::new(Shared::new());
         let fail = |source| OpenError::Store {
             path: path.to_owned(),
@@ -104,14 +103,18 @@ impl SqliteStore {
             conn,
             path: path.to_owned(),
             file,
-            rx,
             shared: Arc::clone(&shared),
-            max_batch: options.max_batch.max(1),
             frames_estimate: 0,
         };
+        let committer = Arc::new(Committer::new(
+            writer,
+            options.max_batch,
+            options.queue_capacity,
+        ));
+        let background = Arc::clone(&committer);
         let handle = std::thread::Builder::new()
             .name("tidemark-store-writer".to_owned())
-            .spawn(move || writer.run())
+            .spawn(move || background.run_background())
             .map_err(|e| {
                 fail(StoreError::Io(format!(
                     "cannot start the writer thread: {e}"
@@ -120,7 +123,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_owned(),
             options,
-            tx,
+            committer,
             shared,
             closed: AtomicBool::new(false),
             writer: Mutex::new(Some(handle)),
@@ -145,8 +148,7 @@ impl SqliteStore {
     pub fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.lock_readers().clear();
-            // Fails only if the writer is already gone.
-            let _ = self.tx.send(Message::Shutdown);
+            self.committer.shutdown();
         }
         let handle = self
             .writer
@@ -196,22 +198,12 @@ impl SqliteStore {
         self.readers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn send(&self, message: Message) -> Result<(), StoreError> {
+    /// Queues `item` and waits for its durable answer.
+    fn request(&self, item: Item) -> Result<(), StoreError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
-        self.tx.send(message).map_err(|_| StoreError::Closed)
-    }
-
-    /// Sends `item` to the writer and waits for its durable answer.
-    fn request(&self, item: Item) -> Result<(), StoreError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Message::Request(Request {
-            item,
-            reply: Some(reply),
-        }))?;
-        // The writer dropped the request unanswered only if it stopped.
-        answer.recv().unwrap_or(Err(StoreError::Closed))
+        self.committer.submit(item)
     }
 
     /// Runs `f` on a pooled read connection.
@@ -292,10 +284,10 @@ impl StateStore for SqliteStore {
             Metrics::add(&self.shared.metrics.invalid, 1);
             return Err(e);
         }
-        self.send(Message::Request(Request {
-            item: Item::Audit(entry),
-            reply: None,
-        }))
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.committer.submit_detached(Item::Audit(entry))
     }
 
     fn objects(&self) -> Result<Vec<(ObjectId, StoredState)>, StoreError> {

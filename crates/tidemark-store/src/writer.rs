@@ -1,11 +1,11 @@
-//! The single writer thread and its group commit.
+//! The writer: one batch in one transaction.
 //!
-//! Callers send requests over one channel. The writer takes one request,
-//! drains whatever else is already queued (up to `max_batch`) and applies
-//! it all in ONE transaction, made durable by ONE fsync (`COMMIT` under
-//! `synchronous=FULL`). Requests that arrive while that fsync is in flight
-//! queue up and form the next batch, so throughput grows with concurrency
-//! while every caller is answered only after its own batch is durable.
+//! A batch (chosen by the `committer`: everything queued, up to
+//! `max_batch`) is applied in ONE transaction, made durable by ONE fsync
+//! (`COMMIT` under `synchronous=FULL`). Requests that arrive while that
+//! fsync is in flight queue up and form the next batch, so throughput grows
+//! with concurrency while every caller is answered only after its own batch
+//! is durable.
 //!
 //! Invariants:
 //! - Within a batch, each state write is a compare-and-swap against the
@@ -20,7 +20,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,17 +62,6 @@ pub(crate) struct Request {
     pub(crate) item: Item,
     /// `None` for fire-and-forget audit entries.
     pub(crate) reply: Option<SyncSender<Result<(), StoreError>>>,
-}
-
-/// What travels over the writer's channel.
-// `Shutdown` is sent once per store; boxing every request instead would
-// cost an allocation per commit.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Message {
-    Request(Request),
-    /// Finish what is queued, then exit.
-    Shutdown,
 }
 
 /// State the writer shares with the store handle.
@@ -156,40 +145,14 @@ pub(crate) struct Writer {
     /// every batch.
     pub(crate) path: PathBuf,
     pub(crate) file: FileIdentity,
-    pub(crate) rx: Receiver<Message>,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) max_batch: usize,
     pub(crate) frames_estimate: u64,
 }
 
 impl Writer {
-    /// Runs until shut down (or every sender is gone), answering every
-    /// request it took.
-    pub(crate) fn run(mut self) {
-        let mut draining = false;
-        loop {
-            let first = if draining {
-                self.rx.try_recv().ok()
-            } else {
-                self.rx.recv().ok()
-            };
-            let Some(first) = first else { break };
-            let mut batch = Vec::new();
-            let mut next = Some(first);
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Request(r) => batch.push(r),
-                    Message::Shutdown => draining = true,
-                }
-                if batch.len() >= self.max_batch {
-                    break;
-                }
-                next = self.rx.try_recv().ok();
-            }
-            if !batch.is_empty() {
-                self.process(batch);
-            }
-        }
+    /// The last checkpoint, when the store stops: the WAL is folded back
+    /// into the database file.
+    pub(crate) fn finish(&mut self) {
         if let Err(e) = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -199,7 +162,10 @@ impl Writer {
         tracing::debug!("state store writer stopped");
     }
 
-    fn process(&mut self, batch: Vec<Request>) {
+    /// Applies `batch` in one transaction and answers every caller in it.
+    /// Returns true when the WAL has grown enough for a checkpoint (run
+    /// later, by the background thread, so it delays no caller).
+    pub(crate) fn process(&mut self, batch: Vec<Request>) -> bool {
         let m = &self.shared.metrics;
         let size = batch.len() as u64;
         self.shared
@@ -242,7 +208,6 @@ impl Writer {
                     }
                 }
                 self.frames_estimate += 2 * size + 2;
-                self.maybe_checkpoint();
             }
             Err(e) => {
                 let commits = batch
@@ -278,15 +243,12 @@ impl Writer {
                 }
             }
         }
+        self.frames_estimate >= CHECKPOINT_FRAMES
     }
 
-    /// Copies the WAL back into the database once it has grown, after the
-    /// batch's callers were answered (it never delays the commits that made
-    /// the WAL grow).
-    fn maybe_checkpoint(&mut self) {
-        if self.frames_estimate < CHECKPOINT_FRAMES {
-            return;
-        }
+    /// Copies the WAL back into the database (passive: never waits for
+    /// readers).
+    pub(crate) fn checkpoint(&mut self) {
         let m = &self.shared.metrics;
         let result = self
             .conn
