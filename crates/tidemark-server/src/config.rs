@@ -374,6 +374,13 @@ domains = ["consensus"]
     }
 
     #[test]
+    fn the_shipped_consensus_policy_file_is_a_valid_config_section() {
+        let policy = include_str!("../../../policies/consensus-default.toml");
+        let c = parse(&format!("{GOOD}\n{policy}")).unwrap();
+        assert!(c.consensus.tezos_allowed_magic.is_empty());
+    }
+
+    #[test]
     fn a_duplicate_identity_is_rejected() {
         let text = format!("{GOOD}\n[[clients]]\nidentity = \"replica-1\"\n");
         assert!(
