@@ -1,5 +1,6 @@
 //! Tidemark's durable state store: SQLite with WAL and `synchronous=FULL`,
-//! one writer thread with group commit, and a hash-chained audit log.
+//! leader-based group commit (one batch, one transaction, one fsync), and a
+//! hash-chained audit log.
 //!
 //! [`SqliteStore`] implements [`tidemark_core::StateStore`]. A `commit`
 //! returns only once its state and audit record are fsync'd; concurrent

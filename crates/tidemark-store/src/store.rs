@@ -36,7 +36,7 @@ use crate::writer::{Item, PROBE_MIN_BYTES, Shared, Writer, now_ms};
 const VERIFY_PAGE: i64 = 4096;
 
 /// A durable [`StateStore`] on one SQLite file: WAL, `synchronous=FULL`,
-/// one writer thread with group commit, a hash-chained audit log.
+/// leader-based group commit, a hash-chained audit log.
 ///
 /// Share it between threads by reference or in an `Arc`; every method
 /// takes `&self`. `commit` blocks until its batch is durable; `audit`
