@@ -568,6 +568,10 @@ async fn serve_signs_reports_ready_and_metrics_stops_on_sigterm_and_replays_afte
         .find(|l| l.starts_with("tidemark_decisions_total{") && l.contains("outcome=\"signed\""))
         .unwrap_or_else(|| panic!("no signed decision counted:\n{metrics}"));
     assert!(signed_line.ends_with(" 1"), "{signed_line}");
+    assert!(
+        signed_line.contains("client=\"replica-1\""),
+        "the decision metric names the client: {signed_line}"
+    );
 
     let status = serve.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "{status}\n{}", serve.log());

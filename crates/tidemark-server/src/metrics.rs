@@ -1,7 +1,8 @@
 //! Prometheus metrics.
 //!
 //! [`Metrics`] observes every decision of the pipeline (I6) and renders the
-//! Prometheus text format: decisions by domain, outcome and tag, a latency
+//! Prometheus text format: decisions by client identity, domain, outcome
+//! and tag (client identities are the ACL's, so the label set is small), a latency
 //! histogram, requests in flight and shed, denied clients, and whatever the
 //! store reports (commit and fsync latency, batch sizes).
 
@@ -24,7 +25,7 @@ pub type ExtraMetrics = Arc<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
 /// Decision counters and latency histogram.
 #[derive(Default)]
 pub struct Metrics {
-    decisions: Mutex<BTreeMap<(String, &'static str, String), u64>>,
+    decisions: Mutex<BTreeMap<(String, String, &'static str, String), u64>>,
     denied: Mutex<BTreeMap<&'static str, u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
@@ -68,7 +69,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|((_, o, _), _)| *o == outcome.as_str())
+            .filter(|((_, _, o, _), _)| *o == outcome.as_str())
             .map(|(_, n)| n)
             .sum()
     }
@@ -76,9 +77,11 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self, in_flight: usize, shed: u64) -> String {
         let mut out = String::new();
-        out.push_str("# HELP tidemark_decisions_total Decisions by domain, outcome and tag.\n");
+        out.push_str(
+            "# HELP tidemark_decisions_total Decisions by client, domain, outcome and tag.\n",
+        );
         out.push_str("# TYPE tidemark_decisions_total counter\n");
-        for ((domain, outcome, tag), n) in self
+        for ((client, domain, outcome, tag), n) in self
             .decisions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -86,7 +89,7 @@ impl Metrics {
         {
             let _ = writeln!(
                 out,
-                "tidemark_decisions_total{{domain=\"{domain}\",outcome=\"{outcome}\",tag=\"{tag}\"}} {n}"
+                "tidemark_decisions_total{{client=\"{client}\",domain=\"{domain}\",outcome=\"{outcome}\",tag=\"{tag}\"}} {n}"
             );
         }
         out.push_str("# HELP tidemark_denied_total Requests denied before a decision.\n");
@@ -138,6 +141,7 @@ impl Metrics {
 impl DecisionObserver for Metrics {
     fn observe(&self, event: &DecisionEvent<'_>) {
         let key = (
+            event.client.to_string(),
             event.object.domain().to_string(),
             event.outcome.as_str(),
             event.tag.unwrap_or("").to_owned(),
