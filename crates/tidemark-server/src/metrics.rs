@@ -19,13 +19,16 @@ const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 
+/// What a decision is counted by: (client, domain, outcome, tag).
+type DecisionKey = (String, String, &'static str, String);
+
 /// A source of extra metric lines (the store's counters).
 pub type ExtraMetrics = Arc<dyn Fn() -> Vec<(String, f64)> + Send + Sync>;
 
 /// Decision counters and latency histogram.
 #[derive(Default)]
 pub struct Metrics {
-    decisions: Mutex<BTreeMap<(String, String, &'static str, String), u64>>,
+    decisions: Mutex<BTreeMap<DecisionKey, u64>>,
     denied: Mutex<BTreeMap<&'static str, u64>>,
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
