@@ -159,7 +159,10 @@ impl Committer {
                 } else {
                     q.handoff = true;
                 }
-                if q.handoff || q.checkpoint_due {
+                // Wake the background thread only when it has work: a
+                // handed-off queue, a checkpoint, or a shutdown to finish
+                // (it waits for the leader to let go before it stops).
+                if q.handoff || q.checkpoint_due || q.shutdown {
                     self.background.notify_one();
                 }
                 return result;
@@ -173,6 +176,9 @@ impl Committer {
         let mut q = self.lock_queue();
         if q.pending.is_empty() {
             q.leading = false;
+            if q.shutdown || q.checkpoint_due {
+                self.background.notify_one();
+            }
             return None;
         }
         let n = q.pending.len().min(self.max_batch);

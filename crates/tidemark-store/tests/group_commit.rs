@@ -345,3 +345,51 @@ fn close_answers_every_queued_commit_and_refuses_later_ones() {
         assert_eq!(store.load(o).unwrap().is_some(), r.is_ok(), "{o}");
     }
 }
+
+/// `close` while commits are in flight always returns: the leader that
+/// lets go last must wake the background thread, which waits for it before
+/// it stops. Run many times to hit the interleavings.
+#[test]
+fn close_never_hangs_while_leaders_are_writing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    for round in 0..100 {
+        let dir = temp_dir();
+        let store = Arc::new(SqliteStore::create(db_path(&dir)).unwrap());
+        let committed = Arc::new(AtomicUsize::new(0));
+        // One committer leaves the queue empty when it lets go of
+        // leadership, the case where nobody else would wake the background.
+        let committers: Vec<_> = (0..1 + round % 4)
+            .map(|t| {
+                let (store, committed) = (Arc::clone(&store), Arc::clone(&committed));
+                thread::spawn(move || {
+                    for i in 0.. {
+                        let o = object(&format!("r{round}-t{t}-{i}"));
+                        match store.commit(write(&o, 0, "x"), entry(&o, AuditOutcome::Signed)) {
+                            Ok(()) => committed.fetch_add(1, Ordering::SeqCst),
+                            Err(_) => break,
+                        };
+                    }
+                })
+            })
+            .collect();
+        // Close while leaders are in the middle of writing.
+        while committed.load(Ordering::SeqCst) < 1 + round % 7 {
+            thread::yield_now();
+        }
+        let (done, closed) = std::sync::mpsc::channel();
+        let closer = Arc::clone(&store);
+        thread::spawn(move || {
+            closer.close();
+            let _ = done.send(());
+        });
+        assert!(
+            closed
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .is_ok(),
+            "close() hung in round {round}"
+        );
+        for c in committers {
+            c.join().unwrap();
+        }
+    }
+}
