@@ -47,7 +47,7 @@ impl v1::admin_server::Admin for AdminService {
         request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::StatusResponse>, Status> {
         self.admin(&request)?;
-        let health = self.shared.ready();
+        let health = self.shared.ready_async().await;
         let m = &self.shared.metrics;
         Ok(Response::new(v1::StatusResponse {
             version: env!("CARGO_PKG_VERSION").into(),

@@ -56,7 +56,7 @@ async fn answer(
     let (status, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, shared.render_metrics()),
         "/livez" => (StatusCode::OK, "ok\n".to_owned()),
-        "/readyz" => match shared.ready() {
+        "/readyz" => match shared.ready_async().await {
             Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
             Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
         },

@@ -197,10 +197,7 @@ async fn watch_health(shared: Arc<Shared>, reporter: tonic_health::server::Healt
     const SERVICES: [&str; 2] = ["", "tidemark.v1.Consensus"];
     let mut last = None;
     loop {
-        let probe = shared.clone();
-        let ready = tokio::task::spawn_blocking(move || probe.ready().is_ok())
-            .await
-            .unwrap_or(false);
+        let ready = shared.ready_async().await.is_ok();
         if last != Some(ready) {
             let status = if ready {
                 tonic_health::ServingStatus::Serving

@@ -45,9 +45,18 @@ impl Shared {
             .render(self.in_flight.current(), self.in_flight.shed())
     }
 
-    /// Ok when the store can take commits.
+    /// Ok when the store can take commits. May write a durable probe (after
+    /// a failed commit), so it blocks: from async code use [`Shared::ready_async`].
     pub fn ready(&self) -> Result<(), StoreError> {
         self.signer.store().check_health()
+    }
+
+    /// [`Shared::ready`] on a blocking thread.
+    pub async fn ready_async(self: &Arc<Self>) -> Result<(), StoreError> {
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || shared.ready())
+            .await
+            .unwrap_or(Err(StoreError::Closed))
     }
 
     /// The authenticated client of `request`.
