@@ -17,7 +17,9 @@
 //!   queue is empty (checked under the same lock a new request is queued
 //!   under) or handed to the background thread.
 //! - Every queued request is answered, on shutdown too: the background
-//!   thread drains the queue before it exits.
+//!   thread drains the queue before it exits. If writing a batch panics (a
+//!   bug), the store stops: the transaction is rolled back, every queued
+//!   caller gets `Closed`, and health reports the store down.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver};
@@ -39,6 +41,8 @@ struct Queue {
     checkpoint_due: bool,
     /// No new requests; drain and stop.
     shutdown: bool,
+    /// A batch panicked and the store stopped (`shutdown` is set too).
+    failed: bool,
 }
 
 /// The writer, its queue and its background thread's wake-ups.
@@ -70,7 +74,11 @@ impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
             let mut q = self.committer.lock_queue();
-            q.handoff = true;
+            if q.pending.is_empty() {
+                q.leading = false;
+            } else {
+                q.handoff = true;
+            }
             self.committer.background.notify_one();
         }
     }
@@ -127,10 +135,15 @@ impl Committer {
         answer.recv().unwrap_or(Err(StoreError::Closed))
     }
 
+    /// True once a batch panicked and the committer stopped.
+    pub(crate) fn failed(&self) -> bool {
+        self.lock_queue().failed
+    }
+
     /// Queues `item` without waiting for it to be written.
     pub(crate) fn submit_detached(&self, item: Item) -> Result<(), StoreError> {
         let q = self.enqueue(Request { item, reply: None })?;
-        if !q.leading {
+        if !q.leading || q.handoff {
             self.background.notify_one();
         }
         Ok(())
@@ -188,10 +201,40 @@ impl Committer {
     }
 
     fn write(&self, batch: Vec<Request>) {
-        let checkpoint_due = self.lock_writer().process(batch);
-        if checkpoint_due {
-            self.lock_queue().checkpoint_due = true;
+        // A panic here is a bug; it must not leave callers waiting forever
+        // or a transaction open. Callers in the panicking batch see their
+        // reply dropped (Closed), and the store stops.
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.lock_writer().process(batch)
+        }));
+        match written {
+            Ok(true) => self.lock_queue().checkpoint_due = true,
+            Ok(false) => {}
+            Err(_) => self.fail_stop(),
         }
+    }
+
+    /// Stops the store after a batch panicked: rolls back whatever the
+    /// batch left open, answers every queued request with `Closed`, refuses
+    /// new ones, and lets the background thread finish.
+    fn fail_stop(&self) {
+        tracing::error!("state store writer panicked: the store stops; restart the signer");
+        self.lock_writer().abandon();
+        let drained: Vec<Request> = {
+            let mut q = self.lock_queue();
+            q.shutdown = true;
+            q.failed = true;
+            q.leading = false;
+            q.handoff = false;
+            q.pending.drain(..).collect()
+        };
+        for request in drained {
+            if let Some(reply) = request.reply {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+        }
+        self.background.notify_one();
+        self.space.notify_all();
     }
 
     /// The background thread: takes over queues leaders handed off, writes
@@ -241,3 +284,6 @@ impl Committer {
         self.space.notify_all();
     }
 }
+
+#[cfg(test)]
+mod tests;

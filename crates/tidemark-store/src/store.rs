@@ -150,16 +150,15 @@ impl SqliteStore {
             self.lock_readers().clear();
             self.committer.shutdown();
         }
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(handle) = handle
+        // Holding the lock across the join makes a concurrent close() wait
+        // until the writer has drained, too.
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = writer.take()
             && handle.join().is_err()
         {
             tracing::error!(path = %self.path.display(), "state store writer panicked");
         }
+        drop(writer);
         self.lock_readers().clear();
     }
 
@@ -328,6 +327,11 @@ impl StateStore for SqliteStore {
             .is_some_and(|h| !h.is_finished());
         if !alive {
             return Err(StoreError::Closed);
+        }
+        if self.committer.failed() {
+            return Err(StoreError::Io(
+                "the store's writer failed and stopped; restart the signer".into(),
+            ));
         }
         self.file.check(&self.path)?;
         if let Some(corruption) = self.shared.corruption() {

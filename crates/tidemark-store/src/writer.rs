@@ -138,6 +138,12 @@ pub(crate) fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to make the next batch written on this thread panic.
+    pub(crate) static PANIC_IN_NEXT_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
@@ -150,6 +156,14 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// After a panic in `process`: ends any transaction it left open, so
+    /// nothing half-written can be committed later.
+    pub(crate) fn abandon(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     /// The last checkpoint, when the store stops: the WAL is folded back
     /// into the database file.
     pub(crate) fn finish(&mut self) {
@@ -166,6 +180,12 @@ impl Writer {
     /// Returns true when the WAL has grown enough for a checkpoint (run
     /// later, by the background thread, so it delays no caller).
     pub(crate) fn process(&mut self, batch: Vec<Request>) -> bool {
+        #[cfg(test)]
+        if PANIC_IN_NEXT_BATCH.with(|p| p.replace(false)) {
+            // Mid-transaction, like a bug in the batch logic would.
+            let _ = self.conn.execute_batch("BEGIN IMMEDIATE");
+            panic!("injected panic in a batch (test)");
+        }
         let m = &self.shared.metrics;
         let size = batch.len() as u64;
         self.shared
