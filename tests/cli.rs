@@ -198,6 +198,101 @@ fn keys_list_shows_the_validator_key() {
     assert_eq!(hex::decode(fields[2]).unwrap().len(), 32, "{line}");
 }
 
+#[test]
+fn keys_new_adds_keys_that_survive_reopening_and_refuses_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("signer");
+    init(&dir, &[]);
+    let c = config(&dir);
+    ok(&["keys", "new", "-c", &c, "--name", "second"]);
+    ok(&[
+        "keys",
+        "new",
+        "-c",
+        &c,
+        "--name",
+        "wallet",
+        "--scheme",
+        "secp256k1",
+        "--path",
+        "m/84'/0'/0'/0/0",
+    ]);
+    let err = fails(&["keys", "new", "-c", &c, "--name", "second"]);
+    assert!(
+        err.contains("second"),
+        "a duplicate name is refused by name: {err}"
+    );
+    let err = fails(&[
+        "keys",
+        "new",
+        "-c",
+        &c,
+        "--name",
+        "k",
+        "--scheme",
+        "secp256k1",
+    ]);
+    assert!(err.contains("--path"), "{err}");
+
+    let out = ok(&["keys", "list", "-c", &c]);
+    let key = |name: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no key {name} in:\n{out}"));
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key("second")[1], "ed25519");
+    let wallet = key("wallet");
+    assert_eq!(wallet[1], "secp256k1");
+    assert_eq!(
+        hex::decode(&wallet[2]).unwrap().len(),
+        33,
+        "compressed secp256k1 key"
+    );
+    assert_eq!(key(VALIDATOR_KEY)[1], "ed25519");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn certs_issue_makes_a_client_certificate_the_signer_authenticates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("signer");
+    init(&dir, &[]);
+    let c = config(&dir);
+    ok(&["certs", "issue", "-c", &c, "--name", "replica-9"]);
+    assert_eq!(mode(&dir.join("tls").join("replica-9.key")), 0o600);
+    let err = fails(&["certs", "issue", "-c", &c, "--name", "replica-9"]);
+    assert!(err.contains("already exists"), "{err}");
+
+    // TLS accepts the new certificate (it chains to the signer's CA and
+    // names replica-9); the ACL then denies it, as it has no grant yet.
+    let signer = Embedded::start_existing(&dir).await.unwrap();
+    let client = signer.client("replica-9").unwrap();
+    let mut vote = v1::SignVoteRequest {
+        chain_id: DEMO_CHAIN.into(),
+        key_id: VALIDATOR_KEY.into(),
+        vote: None,
+    };
+    vote.vote = Some(v1::Vote {
+        r#type: v1::VoteType::Prevote as i32,
+        height: 1,
+        round: 0,
+        block_id: None,
+        timestamp: Some(v1::Timestamp {
+            seconds: 1,
+            nanos: 0,
+        }),
+        extension: Vec::new(),
+    });
+    match client.sign_vote(vote).await {
+        Err(ClientError::PermissionDenied(m)) => assert!(m.contains("replica-9"), "{m}"),
+        other => panic!("expected an ACL denial for replica-9, got {other:?}"),
+    }
+    signer.stop().await;
+}
+
 /// The marks of `state export`, as (object, mark) pairs.
 fn exported(dir: &Path) -> Vec<(String, serde_json::Value)> {
     let json: serde_json::Value =
