@@ -319,6 +319,13 @@ impl StateStore for SqliteStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
+        // Before the liveness check: after a failure the writer thread also
+        // stops, and the failure is what the operator needs to see.
+        if self.committer.failed() {
+            return Err(StoreError::Io(
+                "the store's writer failed and stopped; restart the signer".into(),
+            ));
+        }
         let alive = self
             .writer
             .lock()
@@ -327,11 +334,6 @@ impl StateStore for SqliteStore {
             .is_some_and(|h| !h.is_finished());
         if !alive {
             return Err(StoreError::Closed);
-        }
-        if self.committer.failed() {
-            return Err(StoreError::Io(
-                "the store's writer failed and stopped; restart the signer".into(),
-            ));
         }
         self.file.check(&self.path)?;
         if let Some(corruption) = self.shared.corruption() {
