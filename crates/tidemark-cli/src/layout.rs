@@ -12,7 +12,7 @@
 //!   tls/<client>.crt,.key one certificate per replica, and `admin`
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Paths inside an init directory.
 #[derive(Debug, Clone)]
@@ -61,9 +61,4 @@ impl Layout {
     pub fn key(&self, stem: &str) -> PathBuf {
         self.tls().join(format!("{stem}.key"))
     }
-}
-
-/// `path` relative to `base` when it is inside it (for printing).
-pub fn display(path: &Path) -> String {
-    path.display().to_string()
 }

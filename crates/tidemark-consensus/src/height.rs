@@ -107,7 +107,7 @@ pub struct HeightState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<u32>,
     /// sha256 of the payload signed (hex).
-    #[serde(with = "crate::hex_serde")]
+    #[serde(with = "tidemark_core::serde_hex::bytes")]
     pub digest: Vec<u8>,
 }
 

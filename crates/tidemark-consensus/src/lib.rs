@@ -43,17 +43,3 @@ pub use cometbft::{
 pub use error::ConsensusError;
 pub use height::{HEIGHT_KIND, HeightPolicy, HeightRequest, HeightState};
 pub use tezos::{TezosKind, TezosOperation, TezosPolicy, TezosRequest, TezosState, Watermark};
-
-/// Serde helpers: bytes as lower-case hex (any case accepted on input).
-pub(crate) mod hex_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
-}

@@ -129,7 +129,7 @@ pub struct SignInput {
 /// A signature as the key backend produced it: 64 bytes for Ed25519,
 /// compact `r || s` (low-s) for ECDSA, 64 bytes for BIP340.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Signature(#[serde(with = "hex_bytes")] pub Vec<u8>);
+pub struct Signature(#[serde(with = "crate::serde_hex::bytes")] pub Vec<u8>);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,7 +139,7 @@ impl fmt::Debug for Signature {
 
 /// A SHA-256 digest of the canonical payload a state was signed for.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Digest(#[serde(with = "hex_array")] pub [u8; 32]);
+pub struct Digest(#[serde(with = "crate::serde_hex::array32")] pub [u8; 32]);
 
 impl Digest {
     /// The digest of the messages to sign, in order, each length-prefixed
@@ -190,34 +190,6 @@ pub enum Decision<S> {
     },
     /// Refuse, change nothing, release nothing.
     Refuse(Refusal),
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod hex_array {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let s = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
-    }
 }
 
 #[cfg(test)]

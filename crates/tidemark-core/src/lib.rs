@@ -16,6 +16,7 @@
 //! - [`ports`]: the traits the outer crates implement: [`StateStore`]
 //!   (durable state and audit) and [`KeyBackend`] (signing keys).
 //! - [`audit`]: the audit record and its hash chain.
+//! - [`serde_hex`]: bytes as hex in JSON (states, signatures, digests).
 //!
 //! # Invariants this crate states (and the pipeline enforces)
 //!
@@ -30,6 +31,7 @@ pub mod ids;
 pub mod mark;
 pub mod policy;
 pub mod ports;
+pub mod serde_hex;
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord, ChainError, GENESIS_HASH, verify_chain};
 pub use decision::{Decision, Digest, Refusal, SignInput, SignMessage, Signature, Tag};

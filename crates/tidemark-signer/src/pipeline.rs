@@ -154,11 +154,7 @@ impl Signer {
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let stored = self.load(&object)?;
-            let current = stored
-                .as_ref()
-                .map(|s| decode_state::<P>(&object, s))
-                .transpose()?;
+            let (stored, current) = self.load_decoded::<P>(&object)?;
             let decision = policy.decide(&object, &public_key, current.as_ref(), request);
             match decision {
                 Decision::Sign { new_state, inputs } => {
@@ -290,12 +286,9 @@ impl Signer {
         update: impl FnOnce(Option<&P::State>) -> Option<(P::State, Vec<Signature>)>,
     ) -> Result<Option<P::State>, SignError> {
         let _guard = self.locks.lock(object);
+        // Read the store, not the cache: an import decides on what is durable.
         self.remember(object, None);
-        let stored = self.store.load(object)?;
-        let current = stored
-            .as_ref()
-            .map(|s| decode_state::<P>(object, s))
-            .transpose()?;
+        let (stored, current) = self.load_decoded::<P>(object)?;
         let Some((new_state, signatures)) = update(current.as_ref()) else {
             return Ok(None);
         };
@@ -339,6 +332,19 @@ impl Signer {
         let result = self.store.commit(write, audit);
         self.remember(object, result.as_ref().ok().map(|()| committed));
         Ok(result)
+    }
+
+    /// The object's stored state and its decoded domain state.
+    fn load_decoded<P: Policy>(
+        &self,
+        object: &ObjectId,
+    ) -> Result<(Option<StoredState>, Option<P::State>), SignError> {
+        let stored = self.load(object)?;
+        let current = stored
+            .as_ref()
+            .map(|s| decode_state::<P>(object, s))
+            .transpose()?;
+        Ok((stored, current))
     }
 
     /// The object's state: from the cache, else from the store.

@@ -77,7 +77,7 @@ pub struct CometState {
     pub step: Step,
     /// Its canonical sign bytes (hex); empty for a mark imported without
     /// them.
-    #[serde(with = "crate::hex_serde", default)]
+    #[serde(with = "tidemark_core::serde_hex::bytes", default)]
     pub sign_bytes: Vec<u8>,
 }
 

@@ -56,7 +56,7 @@ pub struct PartSetHeader {
     /// Number of parts.
     pub total: u32,
     /// Merkle root of the parts: empty or 32 bytes.
-    #[serde(with = "crate::hex_serde")]
+    #[serde(with = "tidemark_core::serde_hex::bytes")]
     pub hash: Vec<u8>,
 }
 
@@ -64,7 +64,7 @@ pub struct PartSetHeader {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BlockId {
     /// The block header hash: empty or 32 bytes.
-    #[serde(with = "crate::hex_serde")]
+    #[serde(with = "tidemark_core::serde_hex::bytes")]
     pub hash: Vec<u8>,
     /// The part-set header.
     pub part_set_header: PartSetHeader,
@@ -144,7 +144,7 @@ pub struct Vote {
     /// The validator's local time.
     pub timestamp: Timestamp,
     /// The application's vote extension (non-nil precommits only).
-    #[serde(with = "crate::hex_serde", default)]
+    #[serde(with = "tidemark_core::serde_hex::bytes", default)]
     pub extension: Vec<u8>,
 }
 

@@ -130,7 +130,7 @@ pub struct TezosState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<Watermark>,
     /// BLAKE2b-256 of the last signed bytes (hex).
-    #[serde(with = "hex_digest")]
+    #[serde(with = "tidemark_core::serde_hex::array32")]
     pub digest: [u8; 32],
 }
 
@@ -268,20 +268,5 @@ impl Policy for TezosPolicy {
             return refuse(object, current, tags::DOUBLE_SIGN, detail);
         }
         sign
-    }
-}
-
-mod hex_digest {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let s = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(out)
     }
 }
