@@ -53,45 +53,23 @@ pub fn parse_priv_validator_state(
     chain_id: &ChainId,
 ) -> Result<Option<ImportedMark>, ConsensusError> {
     let obj = parse_object(json)?;
-    let height = int_field(&obj, "height")?;
-    let round = int_field(&obj, "round")?;
-    let step = int_field(&obj, "step")?;
-    if height == 0 {
+    let Some((height, round, step)) = read_hrs(&obj, 1, |step, height| {
+        format!("step {step} at height {height} (expected 1, 2 or 3)")
+    })?
+    else {
         return Ok(None);
-    }
-    let step = match step {
-        1 => Step::Propose,
-        2 => Step::Prevote,
-        3 => Step::Precommit,
-        other => {
-            return Err(ConsensusError::StateInconsistent(format!(
-                "step {other} at height {height} (expected 1, 2 or 3)"
-            )));
-        }
     };
-    let (height, round) = check_height_round(height, round)?;
-    let sign_bytes = match obj.get("signbytes") {
-        Some(Value::String(s)) if !s.is_empty() => hex::decode(s)
+    let sign_bytes = match optional_string(&obj, "signbytes")? {
+        Some(s) => hex::decode(s)
             .map_err(|e| ConsensusError::StateFile(format!("signbytes is not hex: {e}")))?,
-        Some(Value::String(_)) | Some(Value::Null) | None => Vec::new(),
-        Some(_) => {
-            return Err(ConsensusError::StateFile(
-                "signbytes must be a string".into(),
-            ));
-        }
+        None => Vec::new(),
     };
-    let signature = match obj.get("signature") {
-        Some(Value::String(s)) if !s.is_empty() => Some(
+    let signature = optional_string(&obj, "signature")?
+        .map(|s| {
             base64_decode(s)
-                .ok_or_else(|| ConsensusError::StateFile("signature is not base64".into()))?,
-        ),
-        Some(Value::String(_)) | Some(Value::Null) | None => None,
-        Some(_) => {
-            return Err(ConsensusError::StateFile(
-                "signature must be a string".into(),
-            ));
-        }
-    };
+                .ok_or_else(|| ConsensusError::StateFile("signature is not base64".into()))
+        })
+        .transpose()?;
     let mut state = CometState {
         height,
         round,
@@ -114,23 +92,12 @@ pub fn parse_priv_validator_state(
 /// Parses tmkms's state file. `Ok(None)`: nothing signed (height 0).
 pub fn parse_tmkms_state(json: &[u8]) -> Result<Option<ImportedMark>, ConsensusError> {
     let obj = parse_object(json)?;
-    let height = int_field(&obj, "height")?;
-    let round = int_field(&obj, "round")?;
-    let step = int_field(&obj, "step")?;
-    if height == 0 {
+    let Some((height, round, step)) = read_hrs(&obj, 0, |step, _| {
+        format!("tmkms step {step} (expected 0, 1 or 2)")
+    })?
+    else {
         return Ok(None);
-    }
-    let step = match step {
-        0 => Step::Propose,
-        1 => Step::Prevote,
-        2 => Step::Precommit,
-        other => {
-            return Err(ConsensusError::StateInconsistent(format!(
-                "tmkms step {other} (expected 0, 1 or 2)"
-            )));
-        }
     };
-    let (height, round) = check_height_round(height, round)?;
     Ok(Some(ImportedMark {
         state: CometState {
             height,
@@ -140,6 +107,44 @@ pub fn parse_tmkms_state(json: &[u8]) -> Result<Option<ImportedMark>, ConsensusE
         },
         signature: None,
     }))
+}
+
+/// The height, round and step a state file records; `None` at height 0
+/// (nothing signed). `propose` is the number the format gives the proposal
+/// step (CometBFT 1, tmkms 0); `bad_step(step, height)` words the error.
+fn read_hrs(
+    obj: &serde_json::Map<String, Value>,
+    propose: i64,
+    bad_step: impl Fn(i64, i64) -> String,
+) -> Result<Option<(i64, i32, Step)>, ConsensusError> {
+    let height = int_field(obj, "height")?;
+    let round = int_field(obj, "round")?;
+    let step = int_field(obj, "step")?;
+    if height == 0 {
+        return Ok(None);
+    }
+    let step = match step.checked_sub(propose) {
+        Some(0) => Step::Propose,
+        Some(1) => Step::Prevote,
+        Some(2) => Step::Precommit,
+        _ => return Err(ConsensusError::StateInconsistent(bad_step(step, height))),
+    };
+    let (height, round) = check_height_round(height, round)?;
+    Ok(Some((height, round, step)))
+}
+
+/// An optional string field: `None` when absent, null or empty.
+fn optional_string<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, ConsensusError> {
+    match obj.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+        Some(Value::String(_)) | Some(Value::Null) | None => Ok(None),
+        Some(_) => Err(ConsensusError::StateFile(format!(
+            "{name} must be a string"
+        ))),
+    }
 }
 
 /// The state to store after importing `imported` over `current`: `Some`
