@@ -39,6 +39,8 @@ mod open;
 mod options;
 mod schema;
 mod store;
+#[cfg(test)]
+mod test_support;
 mod writer;
 
 pub use error::OpenError;

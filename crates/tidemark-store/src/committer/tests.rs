@@ -6,22 +6,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tidemark_core::{
-    AuditEntry, AuditOutcome, ChainId, Digest, Domain, KeyId, Mark, ObjectId, StateStore,
-    StateWrite, StoreError, StoredState,
+    AuditEntry, AuditOutcome, Digest, Mark, StateStore, StateWrite, StoreError, StoredState,
 };
 
 use crate::SqliteStore;
+use crate::test_support::{entry, object};
 use crate::writer::PANIC_IN_NEXT_BATCH;
-
-fn object(kind: &str) -> ObjectId {
-    ObjectId::new(
-        Domain::Consensus,
-        ChainId::new("test-chain").unwrap(),
-        KeyId::new("key-1").unwrap(),
-        kind,
-    )
-    .unwrap()
-}
 
 fn commit(store: &SqliteStore, kind: &str) -> Result<(), StoreError> {
     let object = object(kind);
@@ -36,15 +26,7 @@ fn commit(store: &SqliteStore, kind: &str) -> Result<(), StoreError> {
             signatures: vec![],
         },
     };
-    let audit = AuditEntry {
-        time_ms: 1,
-        client: "replica-a".into(),
-        object: object.to_string(),
-        outcome: AuditOutcome::Signed,
-        tag: None,
-        mark: Mark::none().with("height", 1),
-        digest: None,
-    };
+    let audit = entry(&object);
     store.commit(write, audit)
 }
 

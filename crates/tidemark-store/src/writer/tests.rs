@@ -1,36 +1,12 @@
 //! The batch logic, driven directly: these tests choose exactly which
 //! requests share one transaction.
 
-use tidemark_core::{
-    AuditOutcome, ChainId, Digest, Domain, KeyId, Mark, ObjectId, StateWrite, StoredState,
-    verify_chain,
-};
+use tidemark_core::{Digest, Mark, StateWrite, StoredState, verify_chain};
 
 use super::*;
 use crate::open::{create, read_audit};
 use crate::options::StoreOptions;
-
-fn object(kind: &str) -> ObjectId {
-    ObjectId::new(
-        Domain::Consensus,
-        ChainId::new("test-chain").unwrap(),
-        KeyId::new("key-1").unwrap(),
-        kind,
-    )
-    .unwrap()
-}
-
-fn entry(object: &ObjectId) -> AuditEntry {
-    AuditEntry {
-        time_ms: 1,
-        client: "replica-a".into(),
-        object: object.to_string(),
-        outcome: AuditOutcome::Signed,
-        tag: None,
-        mark: Mark::none().with("height", 1),
-        digest: None,
-    }
-}
+use crate::test_support::{entry, object};
 
 fn commit_with_state(kind: &str, expected: u64, state: Vec<u8>) -> Request {
     let object = object(kind);
