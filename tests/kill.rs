@@ -34,12 +34,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
-use support::SignerDir;
+use support::{SignerDir, wire};
 use tidemark_client::{Client, ClientError, v1};
 use tidemark_consensus::cometbft::canonical;
-use tidemark_consensus::{
-    BlockId, CometState, PartSetHeader, Proposal, SignedMsgType, Timestamp, Vote,
-};
+use tidemark_consensus::{CometState, Proposal, Timestamp};
 use tidemark_core::{ChainId, StateStore as _};
 use tidemark_store::SqliteStore;
 
@@ -132,49 +130,16 @@ impl Req {
     }
 }
 
-fn ts(t: Option<v1::Timestamp>) -> Timestamp {
-    let t = t.unwrap_or_default();
-    Timestamp {
-        seconds: t.seconds,
-        nanos: t.nanos,
-    }
-}
-
-fn block(b: &v1::BlockId) -> BlockId {
-    let psh = b.part_set_header.clone().unwrap_or_default();
-    BlockId {
-        hash: b.hash.clone(),
-        part_set_header: PartSetHeader {
-            total: psh.total,
-            hash: psh.hash,
-        },
-    }
-}
-
-/// The request's vote as the consensus crate types it, with `timestamp`.
-fn consensus_vote(r: &v1::SignVoteRequest, timestamp: Timestamp) -> Vote {
-    let v = r.vote.as_ref().expect("votes are built with a body");
-    Vote {
-        msg_type: if v.r#type == v1::VoteType::Prevote as i32 {
-            SignedMsgType::Prevote
-        } else {
-            SignedMsgType::Precommit
-        },
-        height: v.height,
-        round: v.round,
-        block_id: v.block_id.as_ref().map(block),
-        timestamp,
-        extension: v.extension.clone(),
-    }
-}
-
 /// The canonical sign bytes of `req` with `timestamp`, and for a non-nil
 /// precommit its vote-extension sign bytes.
 fn expected_bytes(req: &Req, timestamp: Timestamp) -> (Vec<u8>, Option<Vec<u8>>) {
     let chain = ChainId::new(req.chain()).expect("test chain ids are valid");
     match req {
         Req::Vote(r) => {
-            let vote = consensus_vote(r, timestamp);
+            let vote = wire::vote(
+                r.vote.as_ref().expect("votes are built with a body"),
+                timestamp,
+            );
             let ext = vote
                 .signs_extension()
                 .then(|| canonical::vote_extension_sign_bytes(&chain, &vote));
@@ -189,7 +154,7 @@ fn expected_bytes(req: &Req, timestamp: Timestamp) -> (Vec<u8>, Option<Vec<u8>>)
                 height: p.height,
                 round: p.round,
                 pol_round: p.pol_round,
-                block_id: block(p.block_id.as_ref().expect("proposals carry a block")),
+                block_id: wire::block_id(p.block_id.as_ref().expect("proposals carry a block")),
                 timestamp,
             };
             (canonical::proposal_sign_bytes(&chain, &proposal), None)
@@ -525,7 +490,7 @@ fn check_signatures(tally: &Tally, public_key: &[u8]) {
                 "new signature, other time: {r:?}"
             );
         }
-        let (bytes, ext) = expected_bytes(&r.req, ts(r.answer.timestamp));
+        let (bytes, ext) = expected_bytes(&r.req, wire::timestamp(r.answer.timestamp));
         assert_eq!(
             r.answer.sign_bytes, bytes,
             "signed something else than asked: {r:?}"

@@ -13,6 +13,8 @@
 
 mod support;
 
+use support::wire;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -20,9 +22,7 @@ use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use tidemark_cli::embedded::{DEMO_CHAIN, Embedded, VALIDATOR_KEY};
 use tidemark_client::{Client, ClientError, Refusal, v1};
 use tidemark_consensus::cometbft::canonical;
-use tidemark_consensus::{
-    BlockId, CometMessage, PartSetHeader, Proposal, SignedMsgType, TezosRequest, Timestamp, Vote,
-};
+use tidemark_consensus::{CometMessage, Proposal, SignedMsgType, TezosRequest, Timestamp, Vote};
 use tidemark_core::{AuditOutcome, ChainId, KeyId, StateStore as _};
 
 const REPLICAS: u32 = 8;
@@ -136,42 +136,14 @@ impl Msg {
     /// The same message as the signer's domain type (what it builds the
     /// sign bytes from).
     fn domain(&self) -> CometMessage {
-        let ts = |t: &Option<v1::Timestamp>| {
-            let t = t.unwrap_or_default();
-            Timestamp {
-                seconds: t.seconds,
-                nanos: t.nanos,
-            }
-        };
-        let block = |b: &v1::BlockId| {
-            let psh = b.part_set_header.clone().unwrap_or_default();
-            BlockId {
-                hash: b.hash.clone(),
-                part_set_header: PartSetHeader {
-                    total: psh.total,
-                    hash: psh.hash,
-                },
-            }
-        };
         match self {
-            Msg::Vote(v) => CometMessage::Vote(Vote {
-                msg_type: if v.r#type == v1::VoteType::Prevote as i32 {
-                    SignedMsgType::Prevote
-                } else {
-                    SignedMsgType::Precommit
-                },
-                height: v.height,
-                round: v.round,
-                block_id: v.block_id.as_ref().map(block),
-                timestamp: ts(&v.timestamp),
-                extension: v.extension.clone(),
-            }),
+            Msg::Vote(v) => CometMessage::Vote(wire::vote(v, wire::timestamp(v.timestamp))),
             Msg::Proposal(p) => CometMessage::Proposal(Proposal {
                 height: p.height,
                 round: p.round,
                 pol_round: p.pol_round,
-                block_id: block(p.block_id.as_ref().expect("test proposals have a block")),
-                timestamp: ts(&p.timestamp),
+                block_id: wire::block_id(p.block_id.as_ref().expect("test proposals have a block")),
+                timestamp: wire::timestamp(p.timestamp),
             }),
         }
     }

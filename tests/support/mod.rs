@@ -3,6 +3,8 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod wire;
+
 use tidemark_cli::embedded::{DEMO_CHAIN, Embedded, VALIDATOR_KEY};
 use tidemark_client::v1;
 
