@@ -16,6 +16,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 use tidemark_client::{Client, v1};
 
+use super::support;
 use crate::embedded::{Embedded, VALIDATOR_KEY};
 
 /// Arguments of `tidemark bench`.
@@ -66,10 +67,7 @@ pub struct BenchReport {
 
 /// Runs `tidemark bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = support::runtime()?;
     let report = runtime.block_on(bench(&args))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

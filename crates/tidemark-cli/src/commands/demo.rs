@@ -20,6 +20,7 @@ use serde::Serialize;
 use tidemark_client::{Client, ClientError, v1};
 use tokio::sync::Mutex;
 
+use super::support;
 use crate::embedded::{DEMO_CHAIN, Embedded, VALIDATOR_KEY};
 
 /// Arguments of `tidemark demo`.
@@ -73,10 +74,7 @@ struct Received {
 
 /// Runs `tidemark demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = support::runtime()?;
     let report = runtime.block_on(demo(&args))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -34,11 +34,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_json);
     let config = support::load_config(&args.config.config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tidemark")
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = support::runtime()?;
     runtime.block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
 }

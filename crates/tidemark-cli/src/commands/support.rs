@@ -61,3 +61,12 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     SqliteStore::open(&config.store.path)
         .with_context(|| format!("cannot open store {}", config.store.path.display()))
 }
+
+/// The multi-threaded runtime the async commands run on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tidemark")
+        .build()
+        .context("cannot start the runtime")
+}
