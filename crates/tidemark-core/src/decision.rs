@@ -86,6 +86,38 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// An unhardened BIP32 derivation below a key: at most
+/// [`ChildPath::MAX_DEPTH`] child numbers, each below 2^31.
+///
+/// Wallet keys are account keys (`m/84'/0'/0'`); an address is the child
+/// `0/i` (receive) or `1/i` (change) below it, derived when signing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ChildPath(Vec<u32>);
+
+impl ChildPath {
+    /// The deepest path accepted.
+    pub const MAX_DEPTH: usize = 8;
+
+    /// Validates `children`: `None` if one is hardened or the path is
+    /// deeper than [`ChildPath::MAX_DEPTH`].
+    pub fn new(children: Vec<u32>) -> Option<ChildPath> {
+        (children.len() <= Self::MAX_DEPTH && children.iter().all(|c| *c < (1 << 31)))
+            .then_some(ChildPath(children))
+    }
+
+    /// The child numbers, outermost first.
+    pub fn children(&self) -> &[u32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChildPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&parts.join("/"))
+    }
+}
+
 /// The bytes a key signs, in the form its scheme needs.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SignMessage {
@@ -95,16 +127,81 @@ pub enum SignMessage {
     EcdsaDigest([u8; 32]),
     /// BIP340 Schnorr over secp256k1 of a 32-byte message.
     SchnorrDigest([u8; 32]),
+    /// ECDSA by the BIP32 child of the key at `path` (a segwit v0 input of
+    /// a wallet: the key is the account, `path` is `0/i` or `1/i`).
+    ChildEcdsaDigest {
+        /// The unhardened path below the key.
+        path: ChildPath,
+        /// The BIP143 sighash.
+        digest: [u8; 32],
+    },
+    /// A BIP341 key-path spend: BIP340 Schnorr by the child of the key at
+    /// `path`, tweaked with `TapTweak(internal key || merkle_root)` (no
+    /// merkle root: a key-path-only output).
+    TaprootKeySpend {
+        /// The unhardened path below the key to the internal key.
+        path: ChildPath,
+        /// The script tree's merkle root, if the output has one.
+        merkle_root: Option<[u8; 32]>,
+        /// The BIP341 sighash.
+        digest: [u8; 32],
+    },
 }
 
 impl SignMessage {
-    /// The bytes that go into the payload digest.
-    pub fn bytes(&self) -> &[u8] {
+    /// The canonical bytes that go into the payload digest: the message
+    /// itself for the plain forms, and for the derived forms a tag byte,
+    /// the path, the merkle root and the digest, so that two different
+    /// requests never encode alike.
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
         match self {
-            SignMessage::Ed25519(m) => m,
-            SignMessage::EcdsaDigest(d) | SignMessage::SchnorrDigest(d) => d,
+            SignMessage::Ed25519(m) => Cow::Borrowed(m),
+            SignMessage::EcdsaDigest(d) | SignMessage::SchnorrDigest(d) => Cow::Borrowed(d),
+            SignMessage::ChildEcdsaDigest { path, digest } => {
+                Cow::Owned(derived_encoding(0xe0, path, None, digest))
+            }
+            SignMessage::TaprootKeySpend {
+                path,
+                merkle_root,
+                digest,
+            } => Cow::Owned(derived_encoding(0xe1, path, merkle_root.as_ref(), digest)),
         }
     }
+
+    /// The scheme-specific name of the signature asked for.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignMessage::Ed25519(_) => "ed25519",
+            SignMessage::EcdsaDigest(_) => "ecdsa",
+            SignMessage::SchnorrDigest(_) => "schnorr",
+            SignMessage::ChildEcdsaDigest { .. } => "child ecdsa",
+            SignMessage::TaprootKeySpend { .. } => "taproot key spend",
+        }
+    }
+}
+
+fn derived_encoding(
+    tag: u8,
+    path: &ChildPath,
+    merkle_root: Option<&[u8; 32]>,
+    digest: &[u8; 32],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + 4 * path.0.len() + 33 + 32);
+    out.push(tag);
+    // MAX_DEPTH fits in a byte.
+    out.push(path.0.len() as u8);
+    for child in &path.0 {
+        out.extend_from_slice(&child.to_be_bytes());
+    }
+    match merkle_root {
+        Some(root) => {
+            out.push(1);
+            out.extend_from_slice(root);
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(digest);
+    out
 }
 
 impl fmt::Debug for SignMessage {
@@ -113,6 +210,19 @@ impl fmt::Debug for SignMessage {
             SignMessage::Ed25519(m) => write!(f, "Ed25519({})", hex::encode(m)),
             SignMessage::EcdsaDigest(d) => write!(f, "EcdsaDigest({})", hex::encode(d)),
             SignMessage::SchnorrDigest(d) => write!(f, "SchnorrDigest({})", hex::encode(d)),
+            SignMessage::ChildEcdsaDigest { path, digest } => {
+                write!(f, "ChildEcdsaDigest({path}, {})", hex::encode(digest))
+            }
+            SignMessage::TaprootKeySpend {
+                path,
+                merkle_root,
+                digest,
+            } => write!(
+                f,
+                "TaprootKeySpend({path}, {:?}, {})",
+                merkle_root.map(hex::encode),
+                hex::encode(digest)
+            ),
         }
     }
 }
@@ -151,7 +261,7 @@ impl Digest {
             h.update([0u8]);
             let bytes = input.message.bytes();
             h.update((bytes.len() as u64).to_be_bytes());
-            h.update(bytes);
+            h.update(&bytes);
         }
         Digest(h.finalize().into())
     }

@@ -34,10 +34,11 @@ pub mod ports;
 pub mod serde_hex;
 
 pub use audit::{AuditEntry, AuditOutcome, AuditRecord, ChainError, GENESIS_HASH, verify_chain};
-pub use decision::{Decision, Digest, Refusal, SignInput, SignMessage, Signature, Tag};
+pub use decision::{ChildPath, Decision, Digest, Refusal, SignInput, SignMessage, Signature, Tag};
 pub use ids::{ChainId, ClientId, Domain, IdError, KeyId, ObjectId};
 pub use mark::Mark;
 pub use policy::Policy;
 pub use ports::{
-    KeyBackend, KeyError, PublicKey, Scheme, StateStore, StateWrite, StoreError, StoredState,
+    ExtendedPublicKey, KeyBackend, KeyError, PublicKey, Scheme, StateStore, StateWrite, StoreError,
+    StoredState,
 };

@@ -85,6 +85,13 @@ pub trait StateStore: Send + Sync {
     /// durable (fsync'd). On any error nothing was written.
     fn commit(&self, write: StateWrite, audit: AuditEntry) -> Result<(), StoreError>;
 
+    /// Writes every one of `writes` and `audit` atomically: each write is a
+    /// compare-and-swap, and if any of them fails none is applied. Returns
+    /// only once all are durable. The objects must be distinct
+    /// ([`StoreError::Invalid`] otherwise). Domains whose one decision
+    /// moves several objects (a wallet's intent and its ledger) use this.
+    fn commit_all(&self, writes: Vec<StateWrite>, audit: AuditEntry) -> Result<(), StoreError>;
+
     /// Appends an audit record for a decision that changed no state
     /// (replay, refusal, denied client). May return before it is durable.
     fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
@@ -150,9 +157,29 @@ pub enum KeyError {
         /// What was asked.
         wanted: &'static str,
     },
+    /// The key is not a BIP32 key, so it has no extended public key and no
+    /// children to sign with.
+    #[error("key {0} is not a BIP32 key")]
+    NotExtended(String),
     /// The backend failed (a token unplugged, a driver error).
     #[error("key backend error: {0}")]
     Backend(String),
+}
+
+/// A BIP32 extended public key and where it sits under its seed: what a
+/// watch-only wallet needs to describe the key in an output descriptor
+/// (`[fingerprint/path]xpub`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendedPublicKey {
+    /// The compressed public key (33 bytes).
+    pub public_key: [u8; 33],
+    /// The chain code.
+    pub chain_code: [u8; 32],
+    /// The fingerprint of the seed's master key.
+    pub master_fingerprint: [u8; 4],
+    /// The derivation path from the master key, as BIP32 child numbers
+    /// (hardened ones have the top bit set).
+    pub path: Vec<u32>,
 }
 
 /// Holds keys and signs; never returns private material.
@@ -165,4 +192,10 @@ pub trait KeyBackend: Send + Sync {
 
     /// Every key the backend holds, with its public key, ordered by name.
     fn keys(&self) -> Result<Vec<(KeyId, PublicKey)>, KeyError>;
+
+    /// The BIP32 extended public key of `key`, for backends that derive
+    /// children ([`KeyError::NotExtended`] by default).
+    fn extended_public_key(&self, key: &KeyId) -> Result<ExtendedPublicKey, KeyError> {
+        Err(KeyError::NotExtended(key.to_string()))
+    }
 }

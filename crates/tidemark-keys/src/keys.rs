@@ -17,13 +17,17 @@
 
 use std::fmt;
 
-use bitcoin::NetworkKind;
-use bitcoin::bip32::{DerivationPath, Xpriv};
+use bitcoin::bip32::{ChainCode, ChildNumber, DerivationPath, Fingerprint, Xpriv};
+use bitcoin::hashes::Hash as _;
+use bitcoin::key::TapTweak as _;
 use bitcoin::secp256k1::{self, All, Keypair, Message, Secp256k1, SecretKey};
+use bitcoin::{NetworkKind, TapNodeHash};
 use ed25519_dalek::{Signer as _, SigningKey};
 use rand::RngCore as _;
 use rand::rngs::OsRng;
-use tidemark_core::{KeyError, KeyId, PublicKey, Scheme, SignMessage, Signature};
+use tidemark_core::{
+    ChildPath, ExtendedPublicKey, KeyError, KeyId, PublicKey, Scheme, SignMessage, Signature,
+};
 use zeroize::Zeroizing;
 
 use crate::error::KeystoreError;
@@ -65,23 +69,25 @@ impl Seed {
 }
 
 /// Derives the extended private key at `path` from `seed` (BIP32, the
-/// network only affects serialization and is ignored here).
+/// network only affects serialization and is ignored here), and the
+/// fingerprint of the master key.
 ///
 /// The returned [`Xpriv`] is `Copy` and not erased on drop: callers take
 /// what they need and erase it with [`erase_xpriv`].
-pub(crate) fn derive_xpriv(
+fn derive_xpriv_with_fingerprint(
     secp: &Secp256k1<All>,
     seed: &Seed,
     path: &DerivationPath,
-) -> Result<Xpriv, KeystoreError> {
+) -> Result<(Xpriv, Fingerprint), KeystoreError> {
     let failed = |e: bitcoin::bip32::Error| KeystoreError::Derivation {
         path: format_path(path),
         reason: e.to_string(),
     };
     let mut master = Xpriv::new_master(NetworkKind::Main, seed.as_bytes()).map_err(failed)?;
+    let fingerprint = master.fingerprint(secp);
     let derived = master.derive_priv(secp, path).map_err(failed);
     erase_xpriv(&mut master);
-    derived
+    derived.map(|xpriv| (xpriv, fingerprint))
 }
 
 /// Best-effort erasure of an extended private key.
@@ -99,17 +105,49 @@ pub(crate) fn format_path(path: &DerivationPath) -> String {
     }
 }
 
-/// A secp256k1 key derived from the seed, kept ready for ECDSA and BIP340.
+/// A secp256k1 key derived from the seed, kept ready for ECDSA and BIP340,
+/// with its chain code so that wallet signatures can use its unhardened
+/// children (`0/i`, `1/i` below an account key).
 pub(crate) struct SecpSecret {
     path: DerivationPath,
     secret: SecretKey,
     keypair: Keypair,
+    chain_code: ChainCode,
+    extended: ExtendedPublicKey,
 }
 
 impl Drop for SecpSecret {
     fn drop(&mut self) {
         self.secret.non_secure_erase();
         self.keypair.non_secure_erase();
+        self.chain_code = ChainCode::from([0u8; 32]);
+    }
+}
+
+impl SecpSecret {
+    /// The child secret key at the unhardened `path` below this key.
+    fn child_secret(&self, secp: &Secp256k1<All>, path: &ChildPath) -> Result<SecretKey, KeyError> {
+        let mut parent = Xpriv {
+            network: NetworkKind::Main,
+            depth: 0,
+            parent_fingerprint: Fingerprint::default(),
+            child_number: ChildNumber::Normal { index: 0 },
+            private_key: self.secret,
+            chain_code: self.chain_code,
+        };
+        let children: Result<Vec<ChildNumber>, _> = path
+            .children()
+            .iter()
+            .map(|index| ChildNumber::from_normal_idx(*index))
+            .collect();
+        let derived = children
+            .and_then(|children| parent.derive_priv(secp, &children))
+            .map_err(|e| KeyError::Backend(format!("cannot derive child {path}: {e}")));
+        erase_xpriv(&mut parent);
+        let mut child = derived?;
+        let secret = child.private_key;
+        erase_xpriv(&mut child);
+        Ok(secret)
     }
 }
 
@@ -151,15 +189,21 @@ impl KeyEntry {
         seed: &Seed,
         path: DerivationPath,
     ) -> Result<KeyEntry, KeystoreError> {
-        let mut xpriv = derive_xpriv(secp, seed, &path)?;
+        let (mut xpriv, master_fingerprint) = derive_xpriv_with_fingerprint(secp, seed, &path)?;
         let secret = xpriv.private_key;
+        let chain_code = xpriv.chain_code;
         erase_xpriv(&mut xpriv);
         let keypair = Keypair::from_secret_key(secp, &secret);
+        let public_key = secp256k1::PublicKey::from_secret_key(secp, &secret).serialize();
+        let extended = ExtendedPublicKey {
+            public_key,
+            chain_code: chain_code.to_bytes(),
+            master_fingerprint: master_fingerprint.to_bytes(),
+            path: path.into_iter().map(|c| u32::from(*c)).collect(),
+        };
         let public = PublicKey {
             scheme: Scheme::Secp256k1,
-            bytes: secp256k1::PublicKey::from_secret_key(secp, &secret)
-                .serialize()
-                .to_vec(),
+            bytes: public_key.to_vec(),
         };
         Ok(KeyEntry {
             public,
@@ -167,6 +211,8 @@ impl KeyEntry {
                 path,
                 secret,
                 keypair,
+                chain_code,
+                extended,
             }),
         })
     }
@@ -177,6 +223,14 @@ impl KeyEntry {
 
     pub(crate) fn secret(&self) -> &KeySecret {
         &self.secret
+    }
+
+    /// The extended public key of a secp256k1 key.
+    pub(crate) fn extended(&self) -> Option<&ExtendedPublicKey> {
+        match &self.secret {
+            KeySecret::Ed25519(_) => None,
+            KeySecret::Secp256k1(k) => Some(&k.extended),
+        }
     }
 
     /// The derivation path of a secp256k1 key.
@@ -197,6 +251,10 @@ impl KeyEntry {
     ///   fault attacks. Two signatures of the same message therefore differ;
     ///   the pipeline's replay of stored signatures (I3) is what makes a
     ///   repeat byte-identical.
+    /// - Child ECDSA: as ECDSA, by the unhardened child at the given path.
+    /// - Taproot key spend: as BIP340, by the child at the given path
+    ///   tweaked per BIP341 (`TapTweak(P || merkle_root)`, negated as the
+    ///   tweak requires).
     pub(crate) fn sign(
         &self,
         secp: &Secp256k1<All>,
@@ -221,14 +279,36 @@ impl KeyEntry {
                 );
                 Ok(Signature(sig.serialize().to_vec()))
             }
+            (KeySecret::Secp256k1(key), SignMessage::ChildEcdsaDigest { path, digest }) => {
+                let mut child = key.child_secret(secp, path)?;
+                let sig = secp.sign_ecdsa(&Message::from_digest(*digest), &child);
+                child.non_secure_erase();
+                Ok(Signature(sig.serialize_compact().to_vec()))
+            }
+            (
+                KeySecret::Secp256k1(key),
+                SignMessage::TaprootKeySpend {
+                    path,
+                    merkle_root,
+                    digest,
+                },
+            ) => {
+                let mut child = key.child_secret(secp, path)?;
+                let keypair = Keypair::from_secret_key(secp, &child);
+                child.non_secure_erase();
+                let root = merkle_root.map(TapNodeHash::from_byte_array);
+                let mut tweaked = keypair.tap_tweak(secp, root).to_keypair();
+                let mut aux = Zeroizing::new([0u8; 32]);
+                fill_random(aux.as_mut()).map_err(|e| KeyError::Backend(e.to_string()))?;
+                let sig =
+                    secp.sign_schnorr_with_aux_rand(&Message::from_digest(*digest), &tweaked, &aux);
+                tweaked.non_secure_erase();
+                Ok(Signature(sig.serialize().to_vec()))
+            }
             (_, message) => Err(KeyError::SchemeMismatch {
                 key: name.to_string(),
                 scheme: self.public.scheme,
-                wanted: match message {
-                    SignMessage::Ed25519(_) => "ed25519",
-                    SignMessage::EcdsaDigest(_) => "ecdsa",
-                    SignMessage::SchnorrDigest(_) => "schnorr",
-                },
+                wanted: message.kind(),
             }),
         }
     }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use bitcoin::bip32::DerivationPath;
 use bitcoin::secp256k1::{All, Secp256k1};
 use secrecy::{ExposeSecret as _, SecretSlice, SecretString};
-use tidemark_core::{KeyBackend, KeyError, KeyId, PublicKey, SignMessage, Signature};
+use tidemark_core::{
+    ExtendedPublicKey, KeyBackend, KeyError, KeyId, PublicKey, SignMessage, Signature,
+};
 use zeroize::Zeroizing;
 
 use crate::cometbft::parse_priv_validator_key;
@@ -246,6 +248,15 @@ impl KeyBackend for SoftwareKeystore {
 
     fn keys(&self) -> Result<Vec<(KeyId, PublicKey)>, KeyError> {
         Ok(SoftwareKeystore::keys(self))
+    }
+
+    fn extended_public_key(&self, key: &KeyId) -> Result<ExtendedPublicKey, KeyError> {
+        self.keys
+            .get(key)
+            .ok_or_else(|| KeyError::UnknownKey(key.to_string()))?
+            .extended()
+            .cloned()
+            .ok_or_else(|| KeyError::NotExtended(key.to_string()))
     }
 }
 

@@ -398,3 +398,130 @@ fn the_seed_is_lent_for_in_process_derivation() {
     });
     assert_eq!(len, 16);
 }
+
+#[test]
+fn account_keys_sign_with_their_unhardened_children_and_taproot_tweaks() {
+    use bitcoin::bip32::{ChildNumber, Fingerprint};
+    use bitcoin::key::TapTweak as _;
+    use tidemark_core::ChildPath;
+
+    let secp = Secp256k1::new();
+    let f = fixture();
+    let mut store = SoftwareKeystore::create_from_seed(
+        &f.file,
+        &pass("pw"),
+        seed(BIP32_VECTOR_1_SEED),
+        KdfParams::insecure_for_tests(),
+    )
+    .unwrap();
+    store
+        .add_secp256k1(id("wallet"), &path("m/84'/1'/0'"))
+        .unwrap();
+
+    // The extended public key is the one BIP32 gives for that path.
+    let master = Xpriv::new_master(
+        bitcoin::NetworkKind::Test,
+        &hex::decode(BIP32_VECTOR_1_SEED).unwrap(),
+    )
+    .unwrap();
+    let account = Xpub::from_priv(
+        &secp,
+        &master.derive_priv(&secp, &path("m/84'/1'/0'")).unwrap(),
+    );
+    let xpub = store.extended_public_key(&id("wallet")).unwrap();
+    assert_eq!(xpub.public_key, account.public_key.serialize());
+    assert_eq!(xpub.chain_code, account.chain_code.to_bytes());
+    assert_eq!(
+        Fingerprint::from(xpub.master_fingerprint),
+        master.fingerprint(&secp)
+    );
+    assert_eq!(
+        xpub.path,
+        [0x8000_0054, 0x8000_0001, 0x8000_0000],
+        "hardened child numbers carry the top bit"
+    );
+
+    let digest = [0x5au8; 32];
+    for (branch, index) in [(0u32, 0u32), (1, 7), (0, 2_147_483_647)] {
+        let child_path = ChildPath::new(vec![branch, index]).unwrap();
+        let child = account
+            .derive_pub(
+                &secp,
+                &[
+                    ChildNumber::from_normal_idx(branch).unwrap(),
+                    ChildNumber::from_normal_idx(index).unwrap(),
+                ],
+            )
+            .unwrap()
+            .public_key;
+
+        let sig = store
+            .sign(
+                &id("wallet"),
+                &SignMessage::ChildEcdsaDigest {
+                    path: child_path.clone(),
+                    digest,
+                },
+            )
+            .unwrap();
+        let sig = ecdsa::Signature::from_compact(&sig.0).unwrap();
+        secp.verify_ecdsa(&Message::from_digest(digest), &sig, &child)
+            .unwrap();
+        // Not the account key's own signature.
+        assert!(
+            secp.verify_ecdsa(&Message::from_digest(digest), &sig, &account.public_key)
+                .is_err()
+        );
+
+        for merkle_root in [None, Some([7u8; 32])] {
+            let sig = store
+                .sign(
+                    &id("wallet"),
+                    &SignMessage::TaprootKeySpend {
+                        path: child_path.clone(),
+                        merkle_root,
+                        digest,
+                    },
+                )
+                .unwrap();
+            let internal = XOnlyPublicKey::from(child);
+            let root = merkle_root.map(|r| {
+                use bitcoin::hashes::Hash as _;
+                bitcoin::TapNodeHash::from_byte_array(r)
+            });
+            let (output_key, _) = internal.tap_tweak(&secp, root);
+            let sig = schnorr::Signature::from_slice(&sig.0).unwrap();
+            secp.verify_schnorr(
+                &sig,
+                &Message::from_digest(digest),
+                &output_key.to_x_only_public_key(),
+            )
+            .unwrap();
+            assert!(
+                secp.verify_schnorr(&sig, &Message::from_digest(digest), &internal)
+                    .is_err(),
+                "a key-path spend is signed by the tweaked key"
+            );
+        }
+    }
+
+    // An ed25519 key has no extended key and no children.
+    store.add_ed25519(id("val")).unwrap();
+    assert!(matches!(
+        store.extended_public_key(&id("val")),
+        Err(KeyError::NotExtended(_))
+    ));
+    assert!(matches!(
+        store.sign(
+            &id("val"),
+            &SignMessage::ChildEcdsaDigest {
+                path: ChildPath::new(vec![0, 0]).unwrap(),
+                digest,
+            },
+        ),
+        Err(KeyError::SchemeMismatch { .. })
+    ));
+    // Hardened or too deep paths cannot even be expressed.
+    assert!(ChildPath::new(vec![0x8000_0000]).is_none());
+    assert!(ChildPath::new(vec![0; 9]).is_none());
+}

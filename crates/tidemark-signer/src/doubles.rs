@@ -73,6 +73,28 @@ impl StateStore for MemoryStore {
         Ok(())
     }
 
+    fn commit_all(&self, writes: Vec<StateWrite>, audit: AuditEntry) -> Result<(), StoreError> {
+        let mut objects = self.objects.lock().unwrap();
+        if matches!(*self.fault.lock().unwrap(), Fault::CommitFails) {
+            return Err(StoreError::Full("injected".into()));
+        }
+        for write in &writes {
+            let found = objects.get(&write.object).map_or(0, |s| s.version);
+            if found != write.expected_version {
+                return Err(StoreError::Conflict {
+                    object: write.object.to_string(),
+                    expected: write.expected_version,
+                    found,
+                });
+            }
+        }
+        for write in writes {
+            objects.insert(write.object, write.new);
+        }
+        self.audit.lock().unwrap().push(audit);
+        Ok(())
+    }
+
     fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
         self.audit.lock().unwrap().push(entry);
         Ok(())
@@ -115,7 +137,7 @@ impl KeyBackend for HashKeys {
     fn sign(&self, key: &KeyId, message: &SignMessage) -> Result<Signature, KeyError> {
         let mut h = Sha256::new();
         h.update(key.as_str());
-        h.update(message.bytes());
+        h.update(&message.bytes());
         Ok(Signature(h.finalize().to_vec()))
     }
 
