@@ -1,8 +1,11 @@
 //! Rows to values and back.
 //!
-//! Invariants: encoding checks a write before it reaches the writer thread
-//! (a malformed write is `Invalid` and never enters a batch); decoding a row
+//! Invariants: encoding checks a commit's writes before they reach the
+//! writer thread (a malformed write, an empty commit or one that names an
+//! object twice is `Invalid` and never enters a batch); decoding a row
 //! that does not hold what this module wrote is `Corrupt`, never a panic.
+
+use std::collections::HashSet;
 
 use rusqlite::types::FromSql;
 use rusqlite::{Connection, Row};
@@ -62,6 +65,31 @@ pub(crate) fn encode_write(write: &StateWrite) -> Result<EncodedWrite, StoreErro
         signatures,
         object,
     })
+}
+
+/// Checks and encodes the writes of one commit: at least one, each as
+/// [`encode_write`] checks it, and no object twice (the compare-and-swap of
+/// every write is checked against the version stored before the commit, so
+/// a second write to one object could never be consistent with it).
+pub(crate) fn encode_writes(writes: &[StateWrite]) -> Result<Vec<EncodedWrite>, StoreError> {
+    if writes.is_empty() {
+        return Err(StoreError::Invalid(
+            "a commit needs at least one state write".to_owned(),
+        ));
+    }
+    let mut seen = HashSet::with_capacity(writes.len());
+    let mut encoded = Vec::with_capacity(writes.len());
+    for write in writes {
+        let write = encode_write(write)?;
+        if !seen.insert(write.object.clone()) {
+            return Err(StoreError::Invalid(format!(
+                "a commit writes {} more than once",
+                write.object
+            )));
+        }
+        encoded.push(write);
+    }
+    Ok(encoded)
 }
 
 /// Checks that an audit entry can be stored exactly as it will be hashed.

@@ -1,13 +1,13 @@
 //! Who runs the writer's batches: leader-based group commit.
 //!
-//! A caller of `commit` queues its request. If no batch is being written,
-//! it becomes the **leader** and writes the batch itself, on its own thread
-//! (no hand-off to another thread on the common, uncontended path). While a
-//! leader's fsync is in flight, new requests queue behind it and their
-//! callers wait; the leader keeps writing batches until its own request is
-//! answered, then hands the queue to the background thread, which writes
-//! batches until the queue is empty. Fire-and-forget audit entries and WAL
-//! checkpoints are always left to the background thread.
+//! A caller of `commit` or `commit_all` queues its request. If no batch is
+//! being written, it becomes the **leader** and writes the batch itself, on
+//! its own thread (no hand-off to another thread on the common, uncontended
+//! path). While a leader's fsync is in flight, new requests queue behind it
+//! and their callers wait; the leader keeps writing batches until its own
+//! request is answered, then hands the queue to the background thread,
+//! which writes batches until the queue is empty. Fire-and-forget audit
+//! entries and WAL checkpoints are always left to the background thread.
 //!
 //! Invariants:
 //! - At most one thread leads at a time (`leading` under the queue lock),

@@ -3,8 +3,9 @@
 //! hash-chained audit log.
 //!
 //! [`SqliteStore`] implements [`tidemark_core::StateStore`]. A `commit`
-//! returns only once its state and audit record are fsync'd; concurrent
-//! commits share one transaction and one fsync. The store fails closed: a
+//! (one object) or `commit_all` (several, all or none) returns only once
+//! its state and audit record are fsync'd; concurrent commits share one
+//! transaction and one fsync. The store fails closed: a
 //! missing, empty, truncated, corrupt or tampered file is refused, never
 //! replaced by an empty store, and a full disk fails the commits it hits
 //! without changing anything.
@@ -16,8 +17,8 @@
 //!   health and shutdown.
 //! - `committer`: leader-based group commit: who writes a batch (the
 //!   first waiting caller, or the background thread) and the queue.
-//! - `writer`: one batch in one transaction: per-object compare-and-swap
-//!   inside a batch, the audit chain, checkpoints.
+//! - `writer`: one batch in one transaction: all-or-none compare-and-swap
+//!   of each commit's objects inside a batch, the audit chain, checkpoints.
 //! - `open`: creating and opening a file, failing closed (header, identity,
 //!   schema version, `quick_check`, audit chain).
 //! - `schema`: the tables, the ordered migrations and connection settings.

@@ -179,13 +179,17 @@ pub struct MetricsSnapshot {
     pub batches: u64,
     /// Write transactions that failed and were rolled back.
     pub failed_batches: u64,
-    /// State writes made durable.
+    /// Commits made durable (a `commit_all` counts once, however many
+    /// objects it writes: one decision, one audit record).
     pub commits: u64,
-    /// State writes refused by compare-and-swap.
+    /// Commits refused by compare-and-swap (a `commit_all` counts once,
+    /// however many of its writes are stale).
     pub conflicts: u64,
-    /// State writes or audit entries refused as malformed.
+    /// Commits or audit entries refused as malformed (an empty
+    /// `commit_all` or one naming an object twice included).
     pub invalid_writes: u64,
-    /// State writes that failed with their batch (full, corrupt, I/O).
+    /// Commits that failed with their batch (full, corrupt, I/O) or on a
+    /// corrupt row.
     pub failed_commits: u64,
     /// Audit records written (with commits and alone).
     pub audit_written: u64,
@@ -203,7 +207,8 @@ pub struct MetricsSnapshot {
     pub batch_sizes: HistogramSnapshot,
     /// Time of one batch transaction, BEGIN to durable COMMIT, in µs.
     pub batch_latency_us: HistogramSnapshot,
-    /// Time a caller waits in `commit`, from call to durable answer, in µs.
+    /// Time a caller waits in `commit` or `commit_all`, from call to durable
+    /// answer, in µs.
     pub commit_latency_us: HistogramSnapshot,
 }
 

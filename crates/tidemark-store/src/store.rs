@@ -4,9 +4,10 @@
 //! - Writes go only through the writer thread (see `writer`); reads go
 //!   through separate read-only connections (WAL readers), so a read never
 //!   waits for an fsync and never sees a batch that is not committed.
-//! - A `commit` that returned `Ok` is durable; one that returned an error
-//!   changed nothing (a `Conflict` or `Invalid` write was never applied; a
-//!   failed batch was rolled back).
+//! - A `commit` or `commit_all` that returned `Ok` is durable, all its
+//!   writes and its audit record; one that returned an error changed
+//!   nothing (a `Conflict` or `Invalid` commit was never applied, not one
+//!   of its writes; a failed batch was rolled back).
 //! - After `close` (or drop) every queued request has been answered and
 //!   every later one gets `Closed`.
 
@@ -39,9 +40,9 @@ const VERIFY_PAGE: i64 = 4096;
 /// leader-based group commit, a hash-chained audit log.
 ///
 /// Share it between threads by reference or in an `Arc`; every method
-/// takes `&self`. `commit` blocks until its batch is durable; `audit`
-/// returns once the entry is queued (it blocks only while the writer's
-/// queue is full, which is the store's backpressure).
+/// takes `&self`. `commit` and `commit_all` block until their batch is
+/// durable; `audit` returns once the entry is queued (it blocks only while
+/// the writer's queue is full, which is the store's backpressure).
 pub struct SqliteStore {
     path: PathBuf,
     options: StoreOptions,
@@ -254,8 +255,12 @@ impl StateStore for SqliteStore {
     }
 
     fn commit(&self, write: StateWrite, audit: AuditEntry) -> Result<(), StoreError> {
+        self.commit_all(vec![write], audit)
+    }
+
+    fn commit_all(&self, writes: Vec<StateWrite>, audit: AuditEntry) -> Result<(), StoreError> {
         let started = Instant::now();
-        let encoded = codec::encode_write(&write)
+        let encoded = codec::encode_writes(&writes)
             .and_then(|encoded| codec::check_entry(&audit).map(|()| encoded));
         let encoded = match encoded {
             Ok(encoded) => encoded,
@@ -265,7 +270,7 @@ impl StateStore for SqliteStore {
             }
         };
         let result = self.request(Item::Commit {
-            write: encoded,
+            writes: encoded,
             audit,
         });
         self.shared
@@ -273,7 +278,8 @@ impl StateStore for SqliteStore {
             .commit_latency_us
             .record_duration(started.elapsed());
         if let Err(e) = &result {
-            tracing::debug!(object = %write.object, error = %e, "state commit failed");
+            let objects: Vec<String> = writes.iter().map(|w| w.object.to_string()).collect();
+            tracing::debug!(objects = ?objects, error = %e, "state commit failed");
         }
         result
     }

@@ -8,10 +8,15 @@
 //! is durable.
 //!
 //! Invariants:
-//! - Within a batch, each state write is a compare-and-swap against the
-//!   version as the batch has left it so far (two writes to one object in
-//!   one batch: the second sees the first). A mismatch fails that write
-//!   alone with `Conflict` and writes nothing for it.
+//! - A commit request carries one or more state writes to distinct objects
+//!   and one audit entry (`commit` is a commit of one write). It is all or
+//!   nothing: EVERY write is a compare-and-swap against the version as the
+//!   batch has left it so far (two requests touching one object in one
+//!   batch: the second sees the first), and all are checked before any is
+//!   written. The first mismatch (`Conflict`) or corrupt row (`Corrupt`)
+//!   fails that request alone: none of its writes and no audit record is
+//!   written for it. Otherwise all its writes and then its one audit record
+//!   are written, in the batch's transaction.
 //! - A batch whose transaction fails is rolled back and every caller in it
 //!   gets the error; audit-only entries in it are dropped and counted.
 //! - The audit chain head is read inside each write transaction, so a
@@ -44,9 +49,10 @@ const PROBE_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// What a request asks the writer to do.
 #[derive(Debug)]
 pub(crate) enum Item {
-    /// A compare-and-swap state write and the audit entry of its decision.
+    /// Compare-and-swap state writes to distinct objects (at least one),
+    /// applied all or none, and the audit entry of their decision.
     Commit {
-        write: EncodedWrite,
+        writes: Vec<EncodedWrite>,
         audit: AuditEntry,
     },
     /// An audit entry for a decision that changed no state.
@@ -206,6 +212,7 @@ impl Writer {
         match result {
             Ok(outcomes) => {
                 self.shared.set_last_failure(None);
+                let frames = frames(&batch);
                 for (request, outcome) in batch.into_iter().zip(outcomes) {
                     match (&request.item, &outcome) {
                         (Item::Commit { .. }, Ok(())) => {
@@ -227,7 +234,7 @@ impl Writer {
                         let _ = reply.send(outcome);
                     }
                 }
-                self.frames_estimate += 2 * size + 2;
+                self.frames_estimate += frames + 2;
             }
             Err(e) => {
                 let commits = batch
@@ -322,25 +329,18 @@ fn apply_in_transaction(
     let mut outcomes = Vec::with_capacity(batch.len());
     for request in batch {
         let outcome = match &request.item {
-            Item::Commit { write, audit } => {
-                // The transaction sees its own writes, so a second write to
-                // an object in this batch is checked against the first.
-                let found = stored_version(conn, &write.object)?;
-                match found {
-                    // A corrupt row fails its own write, not the batch.
-                    Err(e) => Err(e),
-                    Ok(found) if found != write.expected => Err(StoreError::Conflict {
-                        object: write.object.clone(),
-                        expected: u64::try_from(write.expected).unwrap_or(0),
-                        found: u64::try_from(found).unwrap_or(0),
-                    }),
-                    Ok(_) => {
+            Item::Commit { writes, audit } => match check_versions(conn, writes)? {
+                // A conflict or a corrupt row fails its own request, not
+                // the batch, and nothing of that request is written.
+                Err(e) => Err(e),
+                Ok(()) => {
+                    for write in writes {
                         upsert(conn, write, updated_ms)?;
-                        append_audit(conn, &mut head, audit)?;
-                        Ok(())
                     }
+                    append_audit(conn, &mut head, audit)?;
+                    Ok(())
                 }
-            }
+            },
             // Any SQL failure fails the whole batch (SQLite may already have
             // rolled the transaction back), hence `?` here.
             Item::Audit(entry) => {
@@ -355,6 +355,34 @@ fn apply_in_transaction(
         outcomes.push(outcome);
     }
     Ok(outcomes)
+}
+
+/// Checks every write's expected version against the stored one, before
+/// any is written. The transaction sees its own writes, so a request is
+/// checked against the requests before it in the batch; the objects of one
+/// request are distinct (checked when it was encoded), so its own writes do
+/// not affect each other's checks. The outer error is a failed query (it
+/// fails the batch), the inner one the first conflict or corrupt row (it
+/// fails only this request).
+#[allow(clippy::type_complexity)]
+fn check_versions(
+    conn: &Connection,
+    writes: &[EncodedWrite],
+) -> Result<Result<(), StoreError>, StoreError> {
+    for write in writes {
+        match stored_version(conn, &write.object)? {
+            Err(e) => return Ok(Err(e)),
+            Ok(found) if found != write.expected => {
+                return Ok(Err(StoreError::Conflict {
+                    object: write.object.clone(),
+                    expected: u64::try_from(write.expected).unwrap_or(0),
+                    found: u64::try_from(found).unwrap_or(0),
+                }));
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The last audit record's (seq, hash), or (0, genesis).
@@ -444,19 +472,37 @@ fn probe(conn: &Connection, bytes: usize, now_ms: u64) -> Result<(), StoreError>
     run().map_err(store_error)
 }
 
+/// Roughly how many WAL frames `batch` adds: about one per row written
+/// (every state write and audit record), at least two per request.
+fn frames(batch: &[Request]) -> u64 {
+    batch
+        .iter()
+        .map(|r| match &r.item {
+            Item::Commit { writes, .. } => (writes.len() as u64 + 1).max(2),
+            Item::Audit(_) | Item::Probe { .. } => 2,
+        })
+        .sum()
+}
+
 /// Roughly how many bytes `batch` writes, for sizing a later probe.
 fn batch_bytes(batch: &[Request]) -> usize {
     const RECORD_OVERHEAD: usize = 256;
     batch
         .iter()
         .map(|r| match &r.item {
-            Item::Commit { write, audit } => {
-                write.state.len()
-                    + write.mark.len()
-                    + write.signatures.len()
-                    + 2 * write.object.len()
+            Item::Commit { writes, audit } => {
+                writes
+                    .iter()
+                    .map(|w| {
+                        w.state.len()
+                            + w.mark.len()
+                            + w.signatures.len()
+                            + 2 * w.object.len()
+                            + RECORD_OVERHEAD
+                    })
+                    .sum::<usize>()
                     + audit.client.len()
-                    + 2 * RECORD_OVERHEAD
+                    + RECORD_OVERHEAD
             }
             Item::Audit(audit) => audit.client.len() + audit.object.len() + RECORD_OVERHEAD,
             Item::Probe { bytes } => *bytes,

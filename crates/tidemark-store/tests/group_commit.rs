@@ -1,5 +1,5 @@
-//! Group commit under concurrency, compare-and-swap, the audit chain and
-//! shutdown.
+//! Group commit under concurrency, compare-and-swap (of one object and of
+//! several at once), the audit chain and shutdown.
 
 // Test helpers outside #[test] functions may unwrap and panic too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -182,6 +182,220 @@ fn load_and_retry_loops_serialise_every_increment() {
     assert_eq!(store.load(&o).unwrap().unwrap().version, THREADS * EACH);
     let records = store.audit_records(1, usize::MAX).unwrap();
     assert_eq!(records.len() as u64, THREADS * EACH);
+}
+
+#[test]
+fn commit_all_makes_every_write_durable_with_one_audit_record() {
+    let dir = temp_dir();
+    let (a, b, c) = (object("a"), object("b"), object("c"));
+    let store = SqliteStore::create(db_path(&dir)).unwrap();
+    store
+        .commit_all(
+            vec![write(&a, 0, "a1"), write(&b, 0, "b1")],
+            entry(&a, AuditOutcome::Signed),
+        )
+        .unwrap();
+    // An existing object and two new ones in one commit.
+    store
+        .commit_all(
+            vec![write(&b, 1, "b2"), write(&a, 1, "a2"), write(&c, 0, "c1")],
+            entry(&b, AuditOutcome::Signed),
+        )
+        .unwrap();
+    assert_eq!(store.metrics().commits, 2);
+    drop(store);
+
+    let store = SqliteStore::open(db_path(&dir)).unwrap();
+    let stored: Vec<_> = store
+        .objects()
+        .unwrap()
+        .into_iter()
+        .map(|(o, s)| (o, s.version, s.state))
+        .collect();
+    assert_eq!(
+        stored,
+        vec![
+            (a, 2, state("a2")),
+            (b, 2, state("b2")),
+            (c, 1, state("c1"))
+        ]
+    );
+    assert_eq!(store.verify_audit_chain().unwrap().unwrap().0, 2);
+}
+
+#[test]
+fn one_stale_write_in_a_commit_all_applies_none_of_it() {
+    let dir = temp_dir();
+    let store = SqliteStore::create(db_path(&dir)).unwrap();
+    let objects = [object("a"), object("b"), object("c")];
+    let writes = |expected: [u64; 3], payload: &str| -> Vec<_> {
+        objects
+            .iter()
+            .zip(expected)
+            .map(|(o, e)| write(o, e, payload))
+            .collect()
+    };
+    let signed = entry(&objects[0], AuditOutcome::Signed);
+    store
+        .commit_all(writes([0, 0, 0], "v1"), signed.clone())
+        .unwrap();
+    store
+        .commit(write(&objects[1], 1, "v2"), signed.clone())
+        .unwrap();
+    let before = store.objects().unwrap();
+
+    // b is at 2; a and c are where the commit expects them.
+    assert_eq!(
+        store.commit_all(writes([1, 1, 1], "lost"), signed.clone()),
+        Err(StoreError::Conflict {
+            object: objects[1].to_string(),
+            expected: 1,
+            found: 2,
+        })
+    );
+    assert_eq!(store.objects().unwrap(), before);
+    let versions: Vec<_> = before.iter().map(|(_, s)| s.version).collect();
+    assert_eq!(versions, vec![1, 2, 1]);
+    assert_eq!(store.audit_records(1, 100).unwrap().len(), 2);
+    let m = store.metrics();
+    assert_eq!((m.commits, m.conflicts), (2, 1));
+
+    // Reloaded, the same decision commits.
+    store.commit_all(writes([1, 2, 1], "v3"), signed).unwrap();
+    assert_eq!(store.audit_records(1, 100).unwrap().len(), 3);
+}
+
+#[test]
+fn an_empty_commit_all_or_one_naming_an_object_twice_is_invalid() {
+    let dir = temp_dir();
+    let store = SqliteStore::create(db_path(&dir)).unwrap();
+    let (a, b) = (object("a"), object("b"));
+    let signed = entry(&a, AuditOutcome::Signed);
+    assert!(matches!(
+        store.commit_all(vec![], signed.clone()),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.commit_all(
+            vec![write(&a, 0, "x"), write(&b, 0, "x"), write(&a, 1, "y")],
+            signed.clone()
+        ),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.commit_all(vec![write(&a, 0, "x"), write(&a, 0, "x")], signed),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.objects().unwrap(), vec![]);
+    assert!(store.audit_records(1, 10).unwrap().is_empty());
+    let m = store.metrics();
+    assert_eq!((m.invalid_writes, m.batches), (3, 0));
+}
+
+/// Every thread moves a shared ledger and its own object in one commit_all,
+/// reloading and retrying on conflict. If a commit could apply in part, a
+/// thread's own object would run ahead of its successes (its next commit
+/// would conflict on it) or the ledger would miss increments.
+#[test]
+fn commit_all_under_group_commit_moves_a_shared_ledger_atomically() {
+    const THREADS: usize = 12;
+    const EACH: u64 = 15;
+    let dir = temp_dir();
+    let store = Arc::new(SqliteStore::create(db_path(&dir)).unwrap());
+    let ledger = object("ledger");
+    let start = Arc::new(Barrier::new(THREADS));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, start, ledger) = (Arc::clone(&store), Arc::clone(&start), ledger.clone());
+            thread::spawn(move || {
+                let own = object(&format!("wallet-{t}"));
+                let mut conflicts = 0u64;
+                start.wait();
+                for done in 0..EACH {
+                    loop {
+                        let at = store.load(&ledger).unwrap().map_or(0, |s| s.version);
+                        let payload = format!("t{t}-{done}");
+                        match store.commit_all(
+                            vec![write(&ledger, at, &payload), write(&own, done, &payload)],
+                            entry(&own, AuditOutcome::Signed),
+                        ) {
+                            Ok(()) => break,
+                            Err(StoreError::Conflict { object, .. }) => {
+                                assert_eq!(object, ledger.to_string(), "thread {t}");
+                                conflicts += 1;
+                            }
+                            Err(e) => panic!("thread {t}: {e}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: u64 = workers.into_iter().map(|h| h.join().unwrap()).sum();
+    let successes = THREADS as u64 * EACH;
+    let m = store.metrics();
+    assert_eq!((m.commits, m.conflicts), (successes, conflicts));
+    assert!(m.max_batch_size > 1, "no two commits shared a batch");
+    drop(store);
+
+    let store = SqliteStore::open(db_path(&dir)).unwrap();
+    assert_eq!(store.load(&ledger).unwrap().unwrap().version, successes);
+    for t in 0..THREADS {
+        let own = store.load(&object(&format!("wallet-{t}"))).unwrap();
+        assert_eq!(own.map(|s| s.version), Some(EACH), "wallet-{t}");
+    }
+    assert_eq!(store.verify_audit_chain().unwrap().unwrap().0, successes);
+}
+
+/// A commit_all and a single commit racing on one of its objects, so they
+/// often share a batch: exactly one wins, and the commit_all's other object
+/// exists exactly when it won.
+#[test]
+fn a_commit_all_racing_a_commit_on_one_of_its_objects_exactly_one_wins() {
+    let dir = temp_dir();
+    let store = Arc::new(SqliteStore::create(db_path(&dir)).unwrap());
+    for round in 0..30 {
+        let (shared, other) = (
+            object(&format!("shared-{round}")),
+            object(&format!("other-{round}")),
+        );
+        let start = Arc::new(Barrier::new(2));
+        let all = {
+            let (store, start) = (Arc::clone(&store), Arc::clone(&start));
+            let (shared, other) = (shared.clone(), other.clone());
+            thread::spawn(move || {
+                start.wait();
+                store.commit_all(
+                    vec![write(&other, 0, "all"), write(&shared, 0, "all")],
+                    entry(&shared, AuditOutcome::Signed),
+                )
+            })
+        };
+        start.wait();
+        let one = store.commit(
+            write(&shared, 0, "one"),
+            entry(&shared, AuditOutcome::Signed),
+        );
+        let all = all.join().unwrap();
+        let lost = Err(StoreError::Conflict {
+            object: shared.to_string(),
+            expected: 0,
+            found: 1,
+        });
+        let stored = store.load(&shared).unwrap().unwrap();
+        assert_eq!(stored.version, 1, "round {round}");
+        if all.is_ok() {
+            assert_eq!(one, lost, "round {round}");
+            assert_eq!(stored.state, state("all"));
+            assert_eq!(store.load(&other).unwrap().unwrap().version, 1);
+        } else {
+            assert_eq!((one, all), (Ok(()), lost), "round {round}");
+            assert_eq!(stored.state, state("one"));
+            assert_eq!(store.load(&other).unwrap(), None, "round {round}");
+        }
+    }
+    assert_eq!(store.audit_records(1, 1000).unwrap().len(), 30);
 }
 
 #[test]

@@ -79,3 +79,27 @@ fn outcomes_round_trip_through_their_names() {
     assert_eq!(outcome("imported"), Some(AuditOutcome::Imported));
     assert_eq!(outcome("SIGNED"), None);
 }
+
+#[test]
+fn a_commit_needs_writes_to_distinct_objects() {
+    let invalid =
+        |writes: &[StateWrite]| matches!(encode_writes(writes), Err(StoreError::Invalid(_)));
+    assert!(invalid(&[]));
+    let a = write(0, 1, b"{}");
+    assert!(invalid(&[a.clone(), a.clone()]));
+    // The same object at two versions is still the same object.
+    assert!(invalid(&[a.clone(), write(1, 2, b"{}")]));
+    // One malformed write makes the whole commit invalid.
+    let mut b = a.clone();
+    b.object = "consensus/test-chain/key-1/other".parse().unwrap();
+    assert!(invalid(&[b.clone(), write(0, 2, b"{}")]));
+    let encoded = encode_writes(&[a, b]).unwrap();
+    let objects: Vec<_> = encoded.iter().map(|w| w.object.as_str()).collect();
+    assert_eq!(
+        objects,
+        vec![
+            "consensus/test-chain/key-1/cometbft",
+            "consensus/test-chain/key-1/other"
+        ]
+    );
+}

@@ -8,10 +8,9 @@ use crate::open::{create, read_audit};
 use crate::options::StoreOptions;
 use crate::test_support::{entry, object};
 
-fn commit_with_state(kind: &str, expected: u64, state: Vec<u8>) -> Request {
-    let object = object(kind);
-    let write = codec::encode_write(&StateWrite {
-        object: object.clone(),
+fn encoded(kind: &str, expected: u64, state: Vec<u8>) -> EncodedWrite {
+    codec::encode_write(&StateWrite {
+        object: object(kind),
         expected_version: expected,
         new: StoredState {
             version: expected + 1,
@@ -21,11 +20,14 @@ fn commit_with_state(kind: &str, expected: u64, state: Vec<u8>) -> Request {
             signatures: vec![],
         },
     })
-    .unwrap();
+    .unwrap()
+}
+
+fn commit_with_state(kind: &str, expected: u64, state: Vec<u8>) -> Request {
     Request {
         item: Item::Commit {
-            write,
-            audit: entry(&object),
+            writes: vec![encoded(kind, expected, state)],
+            audit: entry(&object(kind)),
         },
         reply: None,
     }
@@ -33,6 +35,25 @@ fn commit_with_state(kind: &str, expected: u64, state: Vec<u8>) -> Request {
 
 fn commit(kind: &str, expected: u64) -> Request {
     commit_with_state(kind, expected, br#"{"h":1}"#.to_vec())
+}
+
+/// One commit of several `(kind, expected)` writes, audited under the
+/// first.
+fn commit_all(writes: &[(&str, u64)]) -> Request {
+    Request {
+        item: Item::Commit {
+            writes: writes
+                .iter()
+                .map(|&(kind, expected)| encoded(kind, expected, br#"{"h":1}"#.to_vec()))
+                .collect(),
+            audit: entry(&object(writes[0].0)),
+        },
+        reply: None,
+    }
+}
+
+fn audit_count(conn: &Connection) -> usize {
+    read_audit(conn, 1, 1000).unwrap().len()
 }
 
 fn audit_only(kind: &str) -> Request {
@@ -95,6 +116,118 @@ fn two_writes_to_one_object_in_one_batch_see_each_other() {
     let records = read_audit(&conn, 1, 100).unwrap();
     assert_eq!(records.len(), 4);
     assert_eq!(verify_chain(&records, 0, GENESIS_HASH).unwrap().0, 4);
+}
+
+#[test]
+fn one_stale_write_fails_its_whole_commit_and_nothing_else() {
+    let (_dir, conn) = new_store();
+    apply_batch(&conn, &[commit_all(&[("a", 0), ("b", 0), ("c", 0)])], 1).unwrap();
+    let batch = [
+        // b is stale; a and c, checked before and after it, are not.
+        commit_all(&[("a", 1), ("b", 0), ("c", 1)]),
+        commit("d", 0),
+    ];
+    let outcomes = apply_batch(&conn, &batch, 2).unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Err(StoreError::Conflict {
+                object: object("b").to_string(),
+                expected: 0,
+                found: 1,
+            }),
+            Ok(())
+        ]
+    );
+    for kind in ["a", "b", "c"] {
+        assert_eq!(version(&conn, kind), Some(1), "{kind}");
+    }
+    assert_eq!(version(&conn, "d"), Some(1));
+    // One record for the first commit_all, one for d; none for the conflict.
+    assert_eq!(audit_count(&conn), 2);
+}
+
+#[test]
+fn commits_of_one_and_of_several_objects_in_one_batch_see_each_other() {
+    let (_dir, conn) = new_store();
+    let conflict = |kind: &str, expected, found| {
+        Err(StoreError::Conflict {
+            object: object(kind).to_string(),
+            expected,
+            found,
+        })
+    };
+    let batch = [
+        commit_all(&[("a", 0), ("b", 0)]),
+        // Stale against the commit_all just before it in the batch.
+        commit("a", 0),
+        commit("b", 1),
+        // Stale on b (now 2): c, new and listed first, is not written.
+        commit_all(&[("c", 0), ("b", 1)]),
+        commit("c", 0),
+        // Stale on c (now 1): a is left as it was.
+        commit_all(&[("a", 1), ("c", 0)]),
+        commit_all(&[("a", 1), ("c", 1), ("d", 0)]),
+    ];
+    let outcomes = apply_batch(&conn, &batch, 1).unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Ok(()),
+            conflict("a", 0, 1),
+            Ok(()),
+            conflict("b", 1, 2),
+            Ok(()),
+            conflict("c", 0, 1),
+            Ok(()),
+        ]
+    );
+    let versions: Vec<_> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|kind| version(&conn, kind))
+        .collect();
+    assert_eq!(versions, vec![Some(2), Some(2), Some(2), Some(1)]);
+    // One audit record per commit that took effect, chained.
+    let records = read_audit(&conn, 1, 100).unwrap();
+    assert_eq!(records.len(), 4);
+    assert_eq!(verify_chain(&records, 0, GENESIS_HASH).unwrap().0, 4);
+}
+
+#[test]
+fn a_corrupt_row_fails_only_the_commit_that_reads_it_and_all_of_it() {
+    let (_dir, conn) = new_store();
+    apply_batch(&conn, &[commit_all(&[("a", 0), ("b", 0)])], 1).unwrap();
+    conn.execute(
+        "UPDATE objects SET version = 0 WHERE object = ?1",
+        [object("b").to_string()],
+    )
+    .unwrap();
+    let batch = [
+        commit_all(&[("a", 1), ("b", 1), ("c", 0)]),
+        commit_all(&[("a", 1), ("d", 0)]),
+    ];
+    let outcomes = apply_batch(&conn, &batch, 2).unwrap();
+    assert!(
+        matches!(outcomes[0], Err(StoreError::Corrupt(_))),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], Ok(()));
+    // a was bumped by the second commit only; c never written.
+    assert_eq!(version(&conn, "a"), Some(2));
+    assert_eq!(version(&conn, "c"), None);
+    assert_eq!(version(&conn, "d"), Some(1));
+    assert_eq!(audit_count(&conn), 2);
+}
+
+#[test]
+fn probe_size_and_wal_estimate_count_every_write_of_a_commit() {
+    let one = [commit("a", 0)];
+    let three = [commit_all(&[("a", 0), ("b", 0), ("c", 0)])];
+    let w = encoded("a", 0, br#"{"h":1}"#.to_vec());
+    let payload = w.state.len() + w.mark.len() + w.signatures.len() + w.object.len();
+    // Two more writes, each at least its payload; still one audit record.
+    assert!(batch_bytes(&three) >= batch_bytes(&one) + 2 * payload);
+    assert_eq!((frames(&one), frames(&three)), (2, 4));
 }
 
 #[test]
