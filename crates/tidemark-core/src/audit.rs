@@ -29,16 +29,20 @@ pub enum AuditOutcome {
     Denied,
     /// An operator imported a mark (raised it from another signer's state).
     Imported,
+    /// An operator released a wallet intent (confirmed or abandoned), so
+    /// its inputs are free again.
+    Released,
 }
 
 impl AuditOutcome {
     /// Every outcome, for decoders that map names back to values.
-    pub const ALL: [AuditOutcome; 5] = [
+    pub const ALL: [AuditOutcome; 6] = [
         AuditOutcome::Signed,
         AuditOutcome::Replayed,
         AuditOutcome::Refused,
         AuditOutcome::Denied,
         AuditOutcome::Imported,
+        AuditOutcome::Released,
     ];
 
     /// Lower-case name.
@@ -49,6 +53,7 @@ impl AuditOutcome {
             AuditOutcome::Refused => "refused",
             AuditOutcome::Denied => "denied",
             AuditOutcome::Imported => "imported",
+            AuditOutcome::Released => "released",
         }
     }
 }
@@ -59,7 +64,8 @@ const _: () = match AuditOutcome::Signed {
     | AuditOutcome::Replayed
     | AuditOutcome::Refused
     | AuditOutcome::Denied
-    | AuditOutcome::Imported => (),
+    | AuditOutcome::Imported
+    | AuditOutcome::Released => (),
 };
 
 /// One decision, as the pipeline reports it.

@@ -177,6 +177,9 @@ pub struct ExtendedPublicKey {
     pub chain_code: [u8; 32],
     /// The fingerprint of the seed's master key.
     pub master_fingerprint: [u8; 4],
+    /// The fingerprint of the parent key (zero for the master key), as
+    /// BIP32 serializes it.
+    pub parent_fingerprint: [u8; 4],
     /// The derivation path from the master key, as BIP32 child numbers
     /// (hardened ones have the top bit set).
     pub path: Vec<u32>,

@@ -192,6 +192,7 @@ impl KeyEntry {
         let (mut xpriv, master_fingerprint) = derive_xpriv_with_fingerprint(secp, seed, &path)?;
         let secret = xpriv.private_key;
         let chain_code = xpriv.chain_code;
+        let parent_fingerprint = xpriv.parent_fingerprint;
         erase_xpriv(&mut xpriv);
         let keypair = Keypair::from_secret_key(secp, &secret);
         let public_key = secp256k1::PublicKey::from_secret_key(secp, &secret).serialize();
@@ -199,6 +200,7 @@ impl KeyEntry {
             public_key,
             chain_code: chain_code.to_bytes(),
             master_fingerprint: master_fingerprint.to_bytes(),
+            parent_fingerprint: parent_fingerprint.to_bytes(),
             path: path.into_iter().map(|c| u32::from(*c)).collect(),
         };
         let public = PublicKey {

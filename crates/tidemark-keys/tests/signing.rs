@@ -436,6 +436,10 @@ fn account_keys_sign_with_their_unhardened_children_and_taproot_tweaks() {
         master.fingerprint(&secp)
     );
     assert_eq!(
+        Fingerprint::from(xpub.parent_fingerprint),
+        account.parent_fingerprint
+    );
+    assert_eq!(
         xpub.path,
         [0x8000_0054, 0x8000_0001, 0x8000_0000],
         "hardened child numbers carry the top bit"
