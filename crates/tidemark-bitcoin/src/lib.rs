@@ -22,9 +22,11 @@
 //!   [`StateStore`](tidemark_core::StateStore) and a
 //!   [`KeyBackend`](tidemark_core::KeyBackend).
 //! - [`tags`]: the refusal tags.
+//! - [`fixtures`]: synthetic PSBTs for tests, benchmarks and examples.
 
 mod analysis;
 pub mod error;
+pub mod fixtures;
 pub mod policy;
 pub mod signer;
 pub mod state;

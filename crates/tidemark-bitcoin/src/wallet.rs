@@ -192,6 +192,29 @@ impl Wallet {
         })
     }
 
+    /// The key origin (`[master fingerprint/account/branch/index]`) of the
+    /// wallet's key at `branch`/`index`, as a PSBT names it.
+    pub fn origin(&self, branch: Branch, index: u32) -> KeySource {
+        let path = self.account_path.extend([
+            ChildNumber::Normal {
+                index: branch.child(),
+            },
+            ChildNumber::Normal { index },
+        ]);
+        (self.master_fingerprint, path)
+    }
+
+    /// The public key at `branch`/`index`.
+    pub fn public_key_at(
+        &self,
+        branch: Branch,
+        index: u32,
+    ) -> Result<secp256k1::PublicKey, BitcoinError> {
+        let path = ChildPath::new(vec![branch.child(), index])
+            .ok_or_else(|| BitcoinError::Config(format!("index {index} is hardened")))?;
+        self.child_public_key(&path)
+    }
+
     /// The branch and index a key origin names under this wallet's
     /// account, if it names one (`[fingerprint/account/branch/index]`).
     fn child_of(&self, source: &KeySource) -> Option<ChildPath> {
