@@ -33,8 +33,10 @@ use crate::state::{IntentId, IntentState, IntentStatus, LedgerState, SignedInput
 use crate::wallet::{Wallet, WalletKind};
 
 /// How often a decision is retried after losing a compare-and-swap race
-/// against another process sharing the store.
-const MAX_CAS_ATTEMPTS: u32 = 8;
+/// against another process sharing the store. Every signature of a wallet
+/// moves its ledger, so two busy processes on one wallet lose races often;
+/// each loss means the other one made progress.
+const MAX_CAS_ATTEMPTS: u32 = 64;
 
 /// The intents listed by [`WalletSigner::intents`] at most.
 pub const MAX_LISTED_INTENTS: usize = 10_000;
