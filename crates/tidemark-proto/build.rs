@@ -4,8 +4,13 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["common.proto", "consensus.proto", "admin.proto"]
-        .map(|f| root.join("tidemark/v1").join(f));
+    let files = [
+        "common.proto",
+        "consensus.proto",
+        "admin.proto",
+        "bitcoin.proto",
+    ]
+    .map(|f| root.join("tidemark/v1").join(f));
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

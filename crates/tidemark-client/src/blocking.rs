@@ -63,6 +63,26 @@ impl BlockingClient {
         self.runtime.block_on(self.client.sign_height(r))
     }
 
+    /// Signs a PSBT for a payment intent.
+    pub fn sign_psbt(&self, r: v1::SignPsbtRequest) -> Result<v1::SignPsbtResponse, ClientError> {
+        self.runtime.block_on(self.client.sign_psbt(r))
+    }
+
+    /// Every intent of `wallet` (admin grant needed).
+    pub fn list_intents(&self, wallet: &str) -> Result<Vec<v1::Intent>, ClientError> {
+        self.runtime.block_on(self.client.list_intents(wallet))
+    }
+
+    /// Marks an intent confirmed or abandoned (admin grant needed).
+    pub fn release_intent(&self, r: v1::ReleaseIntentRequest) -> Result<v1::Intent, ClientError> {
+        self.runtime.block_on(self.client.release_intent(r))
+    }
+
+    /// The kind, network and watch-only descriptors of `wallet`.
+    pub fn get_wallet(&self, wallet: &str) -> Result<v1::GetWalletResponse, ClientError> {
+        self.runtime.block_on(self.client.get_wallet(wallet))
+    }
+
     /// The signer's status (admin grant needed).
     pub fn status(&self) -> Result<v1::StatusResponse, ClientError> {
         self.runtime.block_on(self.client.status())

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tidemark_proto::v1;
 use tidemark_proto::v1::admin_client::AdminClient;
+use tidemark_proto::v1::bitcoin_client::BitcoinClient;
 use tidemark_proto::v1::consensus_client::ConsensusClient;
 use tonic::transport::Channel;
 
@@ -64,6 +65,7 @@ impl ClientOptions {
 #[derive(Debug, Clone)]
 pub struct Client {
     consensus: ConsensusClient<Channel>,
+    bitcoin: BitcoinClient<Channel>,
     admin: AdminClient<Channel>,
     deadline: Duration,
 }
@@ -89,6 +91,7 @@ impl Client {
     fn from_channel(channel: Channel, deadline: Duration) -> Self {
         Client {
             consensus: ConsensusClient::new(channel.clone()),
+            bitcoin: BitcoinClient::new(channel.clone()),
             admin: AdminClient::new(channel),
             deadline,
         }
@@ -134,6 +137,59 @@ impl Client {
     ) -> Result<v1::SignHeightResponse, ClientError> {
         let r = self.request(request);
         Ok(self.consensus.clone().sign_height(r).await?.into_inner())
+    }
+
+    /// Signs a PSBT for a payment intent. A conflicting intent or input
+    /// is [`ClientError::Refused`] (`policy-intent-conflict`,
+    /// `policy-input-conflict`, ...); an identical repeat returns the
+    /// stored signatures with outcome `REPLAYED`.
+    pub async fn sign_psbt(
+        &self,
+        request: v1::SignPsbtRequest,
+    ) -> Result<v1::SignPsbtResponse, ClientError> {
+        let r = self.request(request);
+        Ok(self.bitcoin.clone().sign_psbt(r).await?.into_inner())
+    }
+
+    /// Every intent of `wallet` (admin grant needed).
+    pub async fn list_intents(&self, wallet: &str) -> Result<Vec<v1::Intent>, ClientError> {
+        let r = self.request(v1::ListIntentsRequest {
+            wallet: wallet.to_owned(),
+        });
+        Ok(self
+            .bitcoin
+            .clone()
+            .list_intents(r)
+            .await?
+            .into_inner()
+            .intents)
+    }
+
+    /// Marks an intent confirmed or abandoned, freeing its inputs (admin
+    /// grant needed).
+    pub async fn release_intent(
+        &self,
+        request: v1::ReleaseIntentRequest,
+    ) -> Result<v1::Intent, ClientError> {
+        let r = self.request(request);
+        self.bitcoin
+            .clone()
+            .release_intent(r)
+            .await?
+            .into_inner()
+            .intent
+            .ok_or_else(|| ClientError::Other {
+                code: tonic::Code::Internal,
+                message: "release answered without the intent".into(),
+            })
+    }
+
+    /// The kind, network and watch-only descriptors of `wallet`.
+    pub async fn get_wallet(&self, wallet: &str) -> Result<v1::GetWalletResponse, ClientError> {
+        let r = self.request(v1::GetWalletRequest {
+            wallet: wallet.to_owned(),
+        });
+        Ok(self.bitcoin.clone().get_wallet(r).await?.into_inner())
     }
 
     /// The signer's status (admin grant needed).

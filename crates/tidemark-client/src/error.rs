@@ -7,7 +7,8 @@ use tonic::{Code, Status};
 /// A refusal by the signer's policy: nothing was signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// The stable tag (`hwm-double-sign`, `hwm-height-regression`, ...).
+    /// The stable tag (`hwm-double-sign`, `hwm-height-regression`,
+    /// `policy-intent-conflict`, ...).
     pub tag: String,
     /// The object (`domain/chain/key/kind`).
     pub object: String,
@@ -44,13 +45,14 @@ pub enum ClientError {
     /// identical request returns the same signature.
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
-    /// This client's certificate has no grant for the key or domain.
+    /// This client's certificate has no grant for the key, wallet or
+    /// domain, or the call needs the admin grant.
     #[error("permission denied: {0}")]
     PermissionDenied(String),
     /// The request is malformed.
     #[error("invalid request: {0}")]
     InvalidArgument(String),
-    /// The key is unknown to the signer.
+    /// The key, wallet or intent is unknown to the signer.
     #[error("not found: {0}")]
     NotFound(String),
     /// TLS configuration or connection setup failed.

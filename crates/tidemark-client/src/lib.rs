@@ -7,7 +7,8 @@
 //!
 //! A refusal is a value, not a string: [`ClientError::Refused`] carries the
 //! tag, the object and the signer's current mark, so a replica can tell it
-//! is stale (`hwm-...`) or conflicting (`hwm-double-sign`).
+//! is stale (`hwm-...`) or conflicting (`hwm-double-sign`), or that another
+//! replica already paid its payment intent (`policy-intent-conflict`).
 //!
 //! # Layout
 //!

@@ -24,10 +24,16 @@
 //! [metrics]
 //! listen = "127.0.0.1:9464"
 //!
+//! [[bitcoin.wallets]]
+//! name = "payouts"            # the id of a secp256k1 account key
+//! kind = "wpkh"               # or "tr"
+//! network = "regtest"         # bitcoin, testnet, testnet4, signet, regtest
+//! policy = "policies/bitcoin-wallet.toml"
+//!
 //! [[clients]]
 //! identity = "replica-1"
-//! keys = ["validator"]
-//! domains = ["consensus"]
+//! keys = ["validator", "payouts"]
+//! domains = ["consensus", "bitcoin"]
 //! ```
 
 use std::collections::BTreeSet;
@@ -35,6 +41,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tidemark_bitcoin::bitcoin::Network;
+use tidemark_bitcoin::{SpendPolicy, WalletKind};
 use tidemark_core::{ClientId, Domain, KeyId};
 
 /// The configuration file could not be used.
@@ -88,9 +96,15 @@ pub struct Config {
     /// Consensus policy options.
     #[serde(default)]
     pub consensus: ConsensusSection,
+    /// On-chain wallets.
+    #[serde(default)]
+    pub bitcoin: BitcoinSection,
     /// The access-control list: one entry per client identity.
     #[serde(default)]
     pub clients: Vec<ClientGrant>,
+    /// The file this was read from (for error messages).
+    #[serde(skip)]
+    file: PathBuf,
 }
 
 /// `[server]`
@@ -169,6 +183,44 @@ pub struct ConsensusSection {
     pub tezos_allowed_magic: Vec<u8>,
 }
 
+/// `[bitcoin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitcoinSection {
+    /// The wallets the signer serves.
+    #[serde(default)]
+    pub wallets: Vec<WalletSection>,
+}
+
+/// `[[bitcoin.wallets]]`: one descriptor wallet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    /// The wallet's name: the id of its secp256k1 account key in the
+    /// keystore (e.g. a key at `m/84'/1'/0'`). Clients are granted it in
+    /// `keys`, with the domain `bitcoin`.
+    pub name: String,
+    /// `wpkh` or `tr` (key path).
+    pub kind: WalletKind,
+    /// `bitcoin`, `testnet`, `testnet4`, `signet` or `regtest`.
+    pub network: String,
+    /// The spend policy file (`policies/bitcoin-wallet.toml`).
+    pub policy: PathBuf,
+}
+
+/// A wallet ready to serve: its section validated, its policy loaded.
+#[derive(Debug, Clone)]
+pub struct WalletConfig {
+    /// The account key's id.
+    pub name: KeyId,
+    /// The script type.
+    pub kind: WalletKind,
+    /// The network.
+    pub network: Network,
+    /// The spend policy.
+    pub policy: SpendPolicy,
+}
+
 /// `[[clients]]`: what one client identity may do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +267,7 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        config.file = path.to_owned();
         config.resolve(base);
         config.validate(path)?;
         Ok(config)
@@ -233,6 +286,9 @@ impl Config {
         join(&mut self.keystore.path);
         if let Some(p) = self.keystore.passphrase_file.as_mut() {
             join(p);
+        }
+        for w in &mut self.bitcoin.wallets {
+            join(&mut w.policy);
         }
     }
 
@@ -264,7 +320,62 @@ impl Config {
             }
             self.grant_of(i, c).map_err(|(f, m)| field(f, m))?;
         }
+        let mut names = BTreeSet::new();
+        for (i, w) in self.bitcoin.wallets.iter().enumerate() {
+            let (name, _) = wallet_ids(i, w).map_err(|(f, m)| field(f, m))?;
+            if !names.insert(name) {
+                return Err(field(
+                    format!("bitcoin.wallets[{i}].name"),
+                    format!("{:?} is listed twice", w.name),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The configured wallets with their policy files read and checked
+    /// against each wallet's network; an error names the file and field.
+    pub fn wallets(&self) -> Result<Vec<WalletConfig>, ConfigError> {
+        self.bitcoin
+            .wallets
+            .iter()
+            .enumerate()
+            .map(|(i, w)| self.wallet(i, w))
+            .collect()
+    }
+
+    /// The wallet called `name`, its policy loaded.
+    pub fn wallet_named(&self, name: &str) -> Result<Option<WalletConfig>, ConfigError> {
+        self.bitcoin
+            .wallets
+            .iter()
+            .enumerate()
+            .find(|(_, w)| w.name == name)
+            .map(|(i, w)| self.wallet(i, w))
+            .transpose()
+    }
+
+    fn wallet(&self, i: usize, w: &WalletSection) -> Result<WalletConfig, ConfigError> {
+        let (name, network) = wallet_ids(i, w).map_err(|(field, message)| ConfigError::Field {
+            path: self.file.clone(),
+            field,
+            message,
+        })?;
+        let policy_error = |message: String| ConfigError::Field {
+            path: self.file.clone(),
+            field: format!("bitcoin.wallets[{i}].policy"),
+            message: format!("{}: {message}", w.policy.display()),
+        };
+        let text = std::fs::read_to_string(&w.policy)
+            .map_err(|e| policy_error(format!("cannot read: {e}")))?;
+        let policy =
+            SpendPolicy::from_toml(&text, network).map_err(|e| policy_error(e.to_string()))?;
+        Ok(WalletConfig {
+            name,
+            kind: w.kind,
+            network,
+            policy,
+        })
     }
 
     fn grant_of(&self, i: usize, c: &ClientGrant) -> Result<(ClientId, Grant), (String, String)> {
@@ -307,6 +418,22 @@ impl Config {
             .filter_map(|(i, c)| self.grant_of(i, c).ok())
             .collect()
     }
+}
+
+/// The validated name and network of wallet `i`, or the field at fault.
+fn wallet_ids(i: usize, w: &WalletSection) -> Result<(KeyId, Network), (String, String)> {
+    let name = KeyId::new(w.name.clone())
+        .map_err(|e| (format!("bitcoin.wallets[{i}].name"), e.to_string()))?;
+    let network = w.network.parse::<Network>().map_err(|_| {
+        (
+            format!("bitcoin.wallets[{i}].network"),
+            format!(
+                "{:?} is not one of bitcoin, testnet, testnet4, signet, regtest",
+                w.network
+            ),
+        )
+    })?;
+    Ok((name, network))
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! - [`limit`]: the in-flight bound (overload is refused, not queued).
 //! - [`status`]: the one mapping from errors and refusals to gRPC statuses.
 //! - [`service`]: what all handlers share and the steps before a decision.
-//! - [`consensus_service`], [`admin_service`]: the RPC handlers.
+//! - [`consensus_service`], [`bitcoin_service`], [`admin_service`]: the
+//!   RPC handlers.
 //! - [`marks`]: export and raise-only import of marks.
 //! - [`metrics`], [`http`]: Prometheus metrics, `/livez`, `/readyz`.
 //!
@@ -22,6 +23,7 @@
 
 pub mod acl;
 pub mod admin_service;
+pub mod bitcoin_service;
 pub mod config;
 pub mod consensus_service;
 pub mod http;
@@ -35,6 +37,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tidemark_bitcoin::{BitcoinError, WalletSigner};
 use tidemark_core::{KeyBackend, StateStore};
 use tidemark_proto::v1;
 use tidemark_signer::Signer;
@@ -43,7 +46,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 pub use acl::Acl;
-pub use config::Config;
+pub use config::{Config, WalletConfig};
 pub use metrics::Metrics;
 pub use service::Shared;
 
@@ -63,6 +66,15 @@ pub enum ServerError {
     /// The gRPC transport failed.
     #[error("grpc transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A configured wallet cannot be served (its key is unknown or not a
+    /// BIP32 account key).
+    #[error("wallet {wallet}: {source}")]
+    Wallet {
+        /// The wallet.
+        wallet: String,
+        /// Why.
+        source: BitcoinError,
+    },
 }
 
 /// A configured server, ready to run on a listener.
@@ -94,27 +106,39 @@ pub struct ServerOptions {
     pub request_timeout: Duration,
     /// Tezos options.
     pub tezos: tidemark_consensus::TezosPolicy,
+    /// The on-chain wallets, over the same store and keys.
+    pub wallets: Vec<WalletConfig>,
 }
 
 impl Server {
-    /// Builds the server: a pipeline over the store and keys that reports
-    /// every decision to the server's metrics.
-    pub fn new(options: ServerOptions) -> Self {
+    /// Builds the server: a pipeline and a wallet pipeline over the store
+    /// and keys that report every decision to the server's metrics. Fails
+    /// if a wallet's account key is missing or not a BIP32 key.
+    pub fn new(options: ServerOptions) -> Result<Self, ServerError> {
         let metrics = Metrics::new();
+        let mut wallets = WalletSigner::new(options.store.clone(), options.keys.clone())
+            .with_observer(metrics.clone());
+        for w in options.wallets {
+            let wallet = w.name.to_string();
+            wallets
+                .add_wallet(w.name, w.kind, w.network, w.policy)
+                .map_err(|source| ServerError::Wallet { wallet, source })?;
+        }
         let signer = Signer::new(options.store, options.keys).with_observer(metrics.clone());
         let shared = Arc::new(Shared {
             signer: Arc::new(signer),
+            wallets: Arc::new(wallets),
             acl: options.acl,
             in_flight: limit::InFlight::new(options.max_in_flight),
             metrics,
             tezos: options.tezos,
             started: Instant::now(),
         });
-        Server {
+        Ok(Server {
             shared,
             tls: options.tls,
             request_timeout: options.request_timeout,
-        }
+        })
     }
 
     /// What the handlers share (metrics, the pipeline, readiness).
@@ -156,6 +180,12 @@ impl Server {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             )
             .add_service(
+                v1::bitcoin_server::BitcoinServer::new(bitcoin_service::BitcoinService::new(
+                    self.shared.clone(),
+                ))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
                 v1::admin_server::AdminServer::new(admin_service::AdminService::new(
                     self.shared.clone(),
                 ))
@@ -194,7 +224,7 @@ fn rejection_tag(tag: &str) -> &'static str {
 /// Keeps the gRPC health service in step with the store: serving while it
 /// can commit, not serving while it is full, corrupt or down.
 async fn watch_health(shared: Arc<Shared>, reporter: tonic_health::server::HealthReporter) {
-    const SERVICES: [&str; 2] = ["", "tidemark.v1.Consensus"];
+    const SERVICES: [&str; 3] = ["", "tidemark.v1.Consensus", "tidemark.v1.Bitcoin"];
     let mut last = None;
     loop {
         let ready = shared.ready_async().await.is_ok();

@@ -1,10 +1,11 @@
-//! What every RPC handler shares: the pipeline, the ACL, the in-flight
+//! What every RPC handler shares: the pipelines, the ACL, the in-flight
 //! bound, metrics, and the steps every request takes before a decision
 //! (identify, shed, validate, authorize) with their audit records.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use tidemark_bitcoin::WalletSigner;
 use tidemark_core::{AuditEntry, AuditOutcome, ClientId, Domain, KeyId, Mark, Policy, StoreError};
 use tidemark_signer::{Outcome, Signer};
 use tidemark_tls::PeerInfo;
@@ -20,6 +21,8 @@ use crate::status;
 pub struct Shared {
     /// The decision pipeline.
     pub signer: Arc<Signer>,
+    /// The wallet pipeline (over the same store and keys).
+    pub wallets: Arc<WalletSigner>,
     /// Who may do what.
     pub acl: Acl,
     /// The in-flight bound.
@@ -85,8 +88,14 @@ impl Shared {
 
     /// Checks that `client` may use the admin service.
     pub fn authorize_admin(&self, client: &ClientId) -> Result<(), Status> {
+        self.authorize_admin_for(client, "admin")
+    }
+
+    /// Checks that `client` has the admin grant an operator's call on
+    /// `object` needs; a denial is audited against `object`.
+    pub fn authorize_admin_for(&self, client: &ClientId, object: &str) -> Result<(), Status> {
         self.acl.authorize_admin(client).map_err(|d| {
-            self.audit_denial(client.as_str(), "admin", &d);
+            self.audit_denial(client.as_str(), object, &d);
             status::denied(&d)
         })
     }

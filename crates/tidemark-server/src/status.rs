@@ -3,8 +3,8 @@
 //! | what                         | code                 |
 //! |------------------------------|----------------------|
 //! | policy or mark refusal       | `FAILED_PRECONDITION`, details = `Refusal` |
-//! | malformed request            | `INVALID_ARGUMENT`   |
-//! | unknown key                  | `NOT_FOUND`          |
+//! | malformed request or PSBT    | `INVALID_ARGUMENT`   |
+//! | unknown key, wallet, intent  | `NOT_FOUND`          |
 //! | no grant                     | `PERMISSION_DENIED`  |
 //! | no client identity           | `UNAUTHENTICATED`    |
 //! | overload                     | `RESOURCE_EXHAUSTED` |
@@ -13,7 +13,8 @@
 //! | anything else                | `INTERNAL`           |
 
 use prost::Message as _;
-use tidemark_core::{KeyError, Mark, Refusal};
+use tidemark_bitcoin::BitcoinError;
+use tidemark_core::{KeyError, Mark, Refusal, StoreError};
 use tidemark_proto::v1;
 use tidemark_signer::SignError;
 use tonic::{Code, Status};
@@ -54,16 +55,52 @@ pub fn refused(refusal: &Refusal) -> Status {
 pub fn sign_error(e: &SignError) -> Status {
     match e {
         SignError::InvalidRequest(e) => Status::invalid_argument(e.to_string()),
-        SignError::Key(KeyError::UnknownKey(k)) => Status::not_found(format!("unknown key {k}")),
-        SignError::Key(e @ KeyError::SchemeMismatch { .. }) => {
-            Status::invalid_argument(e.to_string())
-        }
-        SignError::Key(e) => Status::unavailable(e.to_string()),
-        SignError::Store(e) => Status::unavailable(format!("store cannot commit: {e}")),
+        SignError::Key(e) => key_error(e),
+        SignError::Store(e) => store_error(e),
         SignError::CorruptState { .. } => Status::unavailable(e.to_string()),
         SignError::Contention { .. } => Status::unavailable(e.to_string()),
         other => Status::internal(other.to_string()),
     }
+}
+
+/// A wallet pipeline error as a status: a request the PSBT or its ids make
+/// impossible is `INVALID_ARGUMENT`, an unknown wallet or intent
+/// `NOT_FOUND`, a release the intent's status forbids
+/// `FAILED_PRECONDITION` (without a refusal: nothing was asked to sign).
+pub fn bitcoin_error(e: &BitcoinError) -> Status {
+    match e {
+        BitcoinError::MalformedPsbt(_)
+        | BitcoinError::MissingUtxo { .. }
+        | BitcoinError::UtxoMismatch { .. }
+        | BitcoinError::UnsupportedSighash { .. }
+        | BitcoinError::NoWalletInputs(_)
+        | BitcoinError::OutputsExceedInputs { .. }
+        | BitcoinError::InvalidIntent(_)
+        | BitcoinError::InvalidAddress { .. }
+        | BitcoinError::Id(_) => Status::invalid_argument(e.to_string()),
+        BitcoinError::UnknownWallet(_) | BitcoinError::UnknownIntent(_) => {
+            Status::not_found(e.to_string())
+        }
+        BitcoinError::InvalidRelease { .. } => Status::failed_precondition(e.to_string()),
+        BitcoinError::Key(e) => key_error(e),
+        BitcoinError::Store(e) => store_error(e),
+        BitcoinError::CorruptState { .. } | BitcoinError::Contention(_) => {
+            Status::unavailable(e.to_string())
+        }
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn key_error(e: &KeyError) -> Status {
+    match e {
+        KeyError::UnknownKey(k) => Status::not_found(format!("unknown key {k}")),
+        KeyError::SchemeMismatch { .. } => Status::invalid_argument(e.to_string()),
+        e => Status::unavailable(e.to_string()),
+    }
+}
+
+fn store_error(e: &StoreError) -> Status {
+    Status::unavailable(format!("store cannot commit: {e}"))
 }
 
 /// A denial as `PERMISSION_DENIED`.

@@ -74,7 +74,8 @@ pub fn build(config: &Config) -> anyhow::Result<(Server, Arc<SqliteStore>)> {
         tezos: TezosPolicy {
             allowed_magic: config.consensus.tezos_allowed_magic.clone(),
         },
-    });
+        wallets: config.wallets()?,
+    })?;
     let metrics_store = store.clone();
     server
         .shared()

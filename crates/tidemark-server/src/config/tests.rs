@@ -69,6 +69,93 @@ fn the_shipped_consensus_policy_file_is_a_valid_config_section() {
     assert!(c.consensus.tezos_allowed_magic.is_empty());
 }
 
+const WALLET: &str = r#"
+[[bitcoin.wallets]]
+name = "payouts"
+kind = "wpkh"
+network = "regtest"
+policy = "policies/bitcoin-wallet.toml"
+"#;
+
+#[test]
+fn a_wallet_section_parses_resolves_its_policy_and_loads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/bitcoin-wallet.toml"),
+        include_str!("../../../../policies/bitcoin-wallet.toml"),
+    )
+    .unwrap();
+    let c = Config::parse(
+        &format!("{GOOD}{WALLET}"),
+        &dir.path().join("tidemark.toml"),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.bitcoin.wallets[0].policy,
+        dir.path().join("policies/bitcoin-wallet.toml")
+    );
+    let wallets = c.wallets().unwrap();
+    assert_eq!(wallets[0].name.as_str(), "payouts");
+    assert_eq!(wallets[0].kind, WalletKind::Wpkh);
+    assert_eq!(wallets[0].network, Network::Regtest);
+    assert_eq!(wallets[0].policy.max_fee_sat, 100_000);
+    assert!(c.wallet_named("payouts").unwrap().is_some());
+    assert!(c.wallet_named("other").unwrap().is_none());
+}
+
+#[test]
+fn a_bad_wallet_field_is_named() {
+    let cases = [
+        ("kind = \"wpkh\"", "kind = \"p2sh\"", "p2sh"),
+        (
+            "network = \"regtest\"",
+            "network = \"mainnet\"",
+            "bitcoin.wallets[0].network",
+        ),
+        (
+            "name = \"payouts\"",
+            "name = \"a/b\"",
+            "bitcoin.wallets[0].name",
+        ),
+        ("policy = ", "color = \"red\"\npolicy = ", "color"),
+    ];
+    for (from, to, named) in cases {
+        let text = format!("{GOOD}{}", WALLET.replace(from, to));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(named), "{to}: {e}");
+    }
+    let twice = format!("{GOOD}{WALLET}{WALLET}");
+    let e = parse(&twice).unwrap_err().to_string();
+    assert!(e.contains("bitcoin.wallets[1].name"), "{e}");
+}
+
+#[test]
+fn an_unreadable_or_invalid_policy_names_its_field() {
+    let c = parse(&format!("{GOOD}{WALLET}")).unwrap();
+    let e = c.wallets().unwrap_err().to_string();
+    assert!(e.contains("bitcoin.wallets[0].policy"), "{e}");
+    assert!(e.contains("cannot read"), "{e}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/bitcoin-wallet.toml"),
+        "[fees]\nmax_fee_sat = 1\n",
+    )
+    .unwrap();
+    let c = Config::parse(
+        &format!("{GOOD}{WALLET}"),
+        &dir.path().join("tidemark.toml"),
+        dir.path(),
+    )
+    .unwrap();
+    let e = c.wallets().unwrap_err().to_string();
+    assert!(e.contains("bitcoin.wallets[0].policy"), "{e}");
+    assert!(e.contains("tidemark.toml"), "{e}");
+}
+
 #[test]
 fn a_duplicate_identity_is_rejected() {
     let text = format!("{GOOD}\n[[clients]]\nidentity = \"replica-1\"\n");
