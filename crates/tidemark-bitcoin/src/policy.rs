@@ -276,12 +276,17 @@ pub(crate) fn decide(
                 );
             }
             (IntentStatus::Abandoned, false) => {
-                if !inputs.iter().any(|i| current.inputs.contains(i)) {
+                let spends_each = current
+                    .abandoned
+                    .iter()
+                    .all(|old| inputs.iter().any(|i| old.contains(i)));
+                if !spends_each {
                     return refuse(
                         &tags::INTENT_CONFLICT,
                         format!(
                             "intent {intent} was abandoned with transaction {}; a new transaction \
-                             must spend one of its inputs so that at most one confirms",
+                             must spend an input of every abandoned transaction of the intent so \
+                             that at most one confirms",
                             current.txid
                         ),
                     );
@@ -401,6 +406,7 @@ pub(crate) fn decide(
             signed_at: now,
             signings,
             signed: Vec::<SignedInput>::new(),
+            abandoned: current.map(|c| c.abandoned.clone()).unwrap_or_default(),
         },
     }
 }

@@ -490,6 +490,9 @@ impl WalletSigner {
                     wanted: wanted.as_str(),
                 });
             }
+            if wanted == IntentStatus::Abandoned {
+                state.abandoned.push(state.inputs.clone());
+            }
             state.status = wanted;
             let mut next_ledger = ledger.clone();
             next_ledger.reserved.retain(|_, holder| holder != intent);

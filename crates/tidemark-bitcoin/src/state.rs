@@ -139,6 +139,11 @@ pub struct IntentState {
     pub signings: u64,
     /// The signatures' places, in the order of the stored signatures.
     pub signed: Vec<SignedInput>,
+    /// The inputs of every transaction of this intent that was abandoned.
+    /// A replacement must double-spend each of them, so that at most one
+    /// transaction of the intent can ever confirm.
+    #[serde(default)]
+    pub abandoned: Vec<Vec<String>>,
 }
 
 impl IntentState {
