@@ -144,8 +144,7 @@ impl<'w> PsbtBuilder<'w> {
         branch: Branch,
         index: u32,
     ) -> Result<(), BitcoinError> {
-        let key = self.wallet.public_key_at(branch, index)?;
-        let origin = self.wallet.origin(branch, index);
+        let (key, origin) = self.key_origin(branch, index)?;
         match self.wallet.kind() {
             WalletKind::Wpkh => {
                 input.bip32_derivation.insert(key, origin);
@@ -165,18 +164,25 @@ impl<'w> PsbtBuilder<'w> {
         branch: Branch,
         index: u32,
     ) -> Result<(), BitcoinError> {
-        let key = self.wallet.public_key_at(branch, index)?;
-        let origin = self.wallet.origin(branch, index);
-        match self.wallet.kind() {
-            WalletKind::Wpkh => {
-                output.bip32_derivation.insert(key, origin);
-            }
-            WalletKind::Tr => {
-                let xonly = key.x_only_public_key().0;
-                output.tap_internal_key = Some(xonly);
-                output.tap_key_origins.insert(xonly, (Vec::new(), origin));
-            }
+        let (key, origin) = self.key_origin(branch, index)?;
+        if self.wallet.kind() == WalletKind::Wpkh {
+            output.bip32_derivation.insert(key, origin);
+        } else {
+            let xonly = key.x_only_public_key().0;
+            output.tap_internal_key = Some(xonly);
+            output.tap_key_origins.insert(xonly, (Vec::new(), origin));
         }
         Ok(())
+    }
+
+    fn key_origin(
+        &self,
+        branch: Branch,
+        index: u32,
+    ) -> Result<(bitcoin::secp256k1::PublicKey, bitcoin::bip32::KeySource), BitcoinError> {
+        Ok((
+            self.wallet.public_key_at(branch, index)?,
+            self.wallet.origin(branch, index),
+        ))
     }
 }

@@ -36,7 +36,7 @@ pub mod wallet;
 pub use error::BitcoinError;
 pub use policy::{Payment, SpendPolicy};
 pub use signer::{IntentRecord, Release, SignOutcome, SignRequest, WalletSigner};
-pub use state::{IntentId, IntentState, IntentStatus, LedgerState};
+pub use state::{AbandonedTx, IntentId, IntentState, IntentStatus, LedgerState};
 pub use wallet::{Branch, Wallet, WalletKind};
 
 pub use bitcoin;

@@ -255,16 +255,16 @@ pub(crate) fn decide(
     let mut signings = 1;
     if let Some(current) = current {
         let same = current.txid == txid;
+        if current.abandoned.iter().any(|a| a.txid == txid) {
+            return refuse(
+                &tags::INTENT_RELEASED,
+                format!(
+                    "transaction {txid} of intent {intent} was abandoned; it is not signed again"
+                ),
+            );
+        }
         match (current.status, same) {
             (IntentStatus::Live | IntentStatus::Confirmed, true) => return Verdict::Replay,
-            (IntentStatus::Abandoned, true) => {
-                return refuse(
-                    &tags::INTENT_RELEASED,
-                    format!(
-                        "intent {intent} was abandoned; its transaction {txid} is not signed again"
-                    ),
-                );
-            }
             (IntentStatus::Live | IntentStatus::Confirmed, false) => {
                 return refuse(
                     &tags::INTENT_CONFLICT,
@@ -275,11 +275,11 @@ pub(crate) fn decide(
                     ),
                 );
             }
-            (IntentStatus::Abandoned, false) => {
+            (IntentStatus::Abandoned, _) => {
                 let spends_each = current
                     .abandoned
                     .iter()
-                    .all(|old| inputs.iter().any(|i| old.contains(i)));
+                    .all(|old| inputs.iter().any(|i| old.inputs.contains(i)));
                 if !spends_each {
                     return refuse(
                         &tags::INTENT_CONFLICT,

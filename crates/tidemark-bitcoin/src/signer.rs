@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use crate::analysis::{self, Analysis};
 use crate::error::BitcoinError;
 use crate::policy::{self, Payment, SpendPolicy, Verdict};
-use crate::state::{IntentId, IntentState, IntentStatus, LedgerState, SignedInput};
+use crate::state::{AbandonedTx, IntentId, IntentState, IntentStatus, LedgerState, SignedInput};
 use crate::wallet::{Wallet, WalletKind};
 
 /// How often a decision is retried after losing a compare-and-swap race
@@ -231,11 +231,12 @@ impl WalletSigner {
         let mut attempts = 0;
         let outcome = loop {
             attempts += 1;
-            let ledger_stored = self.store.load(&entry.ledger)?;
-            let ledger: LedgerState =
-                decode_state(&entry.ledger, ledger_stored.as_ref())?.unwrap_or_default();
-            let intent_stored = self.store.load(&intent_id)?;
-            let current: Option<IntentState> = decode_state(&intent_id, intent_stored.as_ref())?;
+            let Loaded {
+                ledger_stored,
+                ledger,
+                intent_stored,
+                intent: current,
+            } = self.load(entry, &intent_id)?;
             let verdict = policy::decide(
                 &entry.policy,
                 wallet.network(),
@@ -304,14 +305,7 @@ impl WalletSigner {
                     let digest = Digest::of_inputs(&inputs);
                     let mark = next_intent.mark();
                     let writes = vec![
-                        write(
-                            &entry.ledger,
-                            ledger_stored.as_ref(),
-                            &next_ledger,
-                            next_ledger.mark(),
-                            Digest::ZERO,
-                            Vec::new(),
-                        )?,
+                        ledger_write(entry, ledger_stored.as_ref(), &next_ledger)?,
                         write(
                             &intent_id,
                             intent_stored.as_ref(),
@@ -463,14 +457,13 @@ impl WalletSigner {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let ledger_stored = self.store.load(&entry.ledger)?;
-            let ledger: LedgerState =
-                decode_state(&entry.ledger, ledger_stored.as_ref())?.unwrap_or_default();
-            let intent_stored = self.store.load(&intent_id)?;
-            let (Some(stored), Some(mut state)) = (
-                intent_stored.as_ref(),
-                decode_state::<IntentState>(&intent_id, intent_stored.as_ref())?,
-            ) else {
+            let Loaded {
+                ledger_stored,
+                ledger,
+                intent_stored,
+                intent: current,
+            } = self.load(entry, &intent_id)?;
+            let (Some(stored), Some(mut state)) = (intent_stored.as_ref(), current) else {
                 return Err(BitcoinError::UnknownIntent(intent.to_string()));
             };
             let wanted = match release {
@@ -491,21 +484,17 @@ impl WalletSigner {
                 });
             }
             if wanted == IntentStatus::Abandoned {
-                state.abandoned.push(state.inputs.clone());
+                state.abandoned.push(AbandonedTx {
+                    txid: state.txid.clone(),
+                    inputs: state.inputs.clone(),
+                });
             }
             state.status = wanted;
             let mut next_ledger = ledger.clone();
             next_ledger.reserved.retain(|_, holder| holder != intent);
             let mark = state.mark();
             let writes = vec![
-                write(
-                    &entry.ledger,
-                    ledger_stored.as_ref(),
-                    &next_ledger,
-                    next_ledger.mark(),
-                    Digest::ZERO,
-                    Vec::new(),
-                )?,
+                ledger_write(entry, ledger_stored.as_ref(), &next_ledger)?,
                 write(
                     &intent_id,
                     Some(stored),
@@ -540,6 +529,21 @@ impl WalletSigner {
         }
     }
 
+    /// Loads the wallet's ledger and the intent (the two objects every
+    /// wallet decision reads and compares on commit).
+    fn load(&self, entry: &WalletEntry, intent: &ObjectId) -> Result<Loaded, BitcoinError> {
+        let ledger_stored = self.store.load(&entry.ledger)?;
+        let ledger = decode_state(&entry.ledger, ledger_stored.as_ref())?.unwrap_or_default();
+        let intent_stored = self.store.load(intent)?;
+        let intent_state = decode_state(intent, intent_stored.as_ref())?;
+        Ok(Loaded {
+            ledger_stored,
+            ledger,
+            intent_stored,
+            intent: intent_state,
+        })
+    }
+
     fn audit_best_effort(&self, entry: AuditEntry) {
         if let Err(e) = self.store.audit(entry) {
             warn!(error = %e, "audit record not written");
@@ -569,6 +573,31 @@ impl WalletSigner {
             latency: started.elapsed(),
         });
     }
+}
+
+/// The two objects a wallet decision reads, as loaded.
+struct Loaded {
+    ledger_stored: Option<StoredState>,
+    ledger: LedgerState,
+    intent_stored: Option<StoredState>,
+    intent: Option<IntentState>,
+}
+
+/// The compare-and-swap write of a wallet's ledger (it carries no
+/// signatures).
+fn ledger_write(
+    entry: &WalletEntry,
+    stored: Option<&StoredState>,
+    next: &LedgerState,
+) -> Result<StateWrite, BitcoinError> {
+    write(
+        &entry.ledger,
+        stored,
+        next,
+        next.mark(),
+        Digest::ZERO,
+        Vec::new(),
+    )
 }
 
 /// Puts signatures (PSBT form) where `placed` says.

@@ -139,11 +139,21 @@ pub struct IntentState {
     pub signings: u64,
     /// The signatures' places, in the order of the stored signatures.
     pub signed: Vec<SignedInput>,
-    /// The inputs of every transaction of this intent that was abandoned.
-    /// A replacement must double-spend each of them, so that at most one
-    /// transaction of the intent can ever confirm.
+    /// Every transaction of this intent that was abandoned. None is signed
+    /// again, and a replacement must double-spend each of them, so that at
+    /// most one transaction of the intent can ever confirm.
     #[serde(default)]
-    pub abandoned: Vec<Vec<String>>,
+    pub abandoned: Vec<AbandonedTx>,
+}
+
+/// A transaction an operator abandoned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbandonedTx {
+    /// Its txid.
+    pub txid: String,
+    /// The outpoints it spends.
+    pub inputs: Vec<String>,
 }
 
 impl IntentState {

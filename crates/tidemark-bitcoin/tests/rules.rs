@@ -178,6 +178,12 @@ fn an_abandoned_intent_is_signed_again_only_by_a_double_spend() {
         h.sign("replica-a", "payout-1", &only_second).unwrap(),
         &tags::INTENT_CONFLICT,
     );
+    // An earlier abandoned transaction is not signed again either, though
+    // it double-spends every abandoned one.
+    refused_with(
+        h.sign("replica-a", "payout-1", &replacement).unwrap(),
+        &tags::INTENT_RELEASED,
+    );
     let third = pays(&[(&old_input, 0)], 49_500);
     signed(h.sign("replica-a", "payout-1", &third).unwrap());
 }
