@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use tidemark_bitcoin::Wallet;
 use tidemark_client::{Client, ClientOptions};
 use tidemark_core::KeyId;
 use tidemark_server::{Config, Server};
@@ -20,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::commands::init::{InitArgs, init};
+pub use crate::commands::init::{TR_WALLET, WPKH_WALLET};
 use crate::commands::serve::build;
 use crate::layout::Layout;
 
@@ -147,6 +149,18 @@ impl Embedded {
     /// A connected client for `identity`.
     pub fn client(&self, identity: &str) -> anyhow::Result<Client> {
         Ok(Client::connect_lazy(self.client_options(identity)?)?)
+    }
+
+    /// The wallet `name` the server serves (for building PSBTs that spend
+    /// its coins).
+    pub fn wallet(&self, name: &str) -> anyhow::Result<Wallet> {
+        let key = KeyId::new(name)?;
+        self.server
+            .shared()
+            .wallets
+            .wallet(&key)
+            .cloned()
+            .with_context(|| format!("the signer serves no wallet {name}"))
     }
 
     /// The directory.

@@ -10,9 +10,13 @@
 //!   tls/ca.crt, ca.key   the development CA (keep ca.key offline)
 //!   tls/server.crt, .key the signer's certificate
 //!   tls/<client>.crt,.key one certificate per replica, and `admin`
+//!   policies/bitcoin-wallet.toml  the development wallets' spend policy
 //! ```
 
 use std::path::PathBuf;
+
+/// The wallet policy's file name, under `policies/` (as in the repository).
+pub const WALLET_POLICY_FILE: &str = "bitcoin-wallet.toml";
 
 /// Paths inside an init directory.
 #[derive(Debug, Clone)]
@@ -60,5 +64,15 @@ impl Layout {
     /// `tls/<stem>.key`.
     pub fn key(&self, stem: &str) -> PathBuf {
         self.tls().join(format!("{stem}.key"))
+    }
+
+    /// `policies/`.
+    pub fn policies(&self) -> PathBuf {
+        self.dir.join("policies")
+    }
+
+    /// `policies/bitcoin-wallet.toml`.
+    pub fn wallet_policy(&self) -> PathBuf {
+        self.policies().join(WALLET_POLICY_FILE)
     }
 }

@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! - [`commands`]: one module per subcommand (`init`, `serve`, `certs`,
-//!   `keys`, `state`, `audit`, `demo`, `bench`).
+//!   `keys`, `state`, `wallet`, `audit`, `demo`, `bench`).
 //! - [`embedded`]: a complete signer (SQLite store, software keystore, dev
 //!   CA, mutual-TLS gRPC server on 127.0.0.1) in a directory, as `demo`,
 //!   `bench` and the end-to-end tests use it.
@@ -44,6 +44,9 @@ pub enum Command {
     /// Shows, exports or imports high-water marks.
     #[command(subcommand)]
     State(commands::state::StateCommand),
+    /// Shows a wallet's descriptors, lists or releases its intents.
+    #[command(subcommand)]
+    Wallet(commands::wallet::WalletCommand),
     /// Verifies the audit log's hash chain.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certs(cmd) => commands::certs::run(cmd),
         Command::Keys(cmd) => commands::keys::run(cmd),
         Command::State(cmd) => commands::state::run(cmd),
+        Command::Wallet(cmd) => commands::wallet::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Demo(args) => commands::demo::run(args),
         Command::Bench(args) => commands::bench::run(args),

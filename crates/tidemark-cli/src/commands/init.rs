@@ -1,5 +1,9 @@
 //! `tidemark init`: everything a signer needs, in one directory.
 //!
+//! Besides the validator key it creates two regtest wallets for
+//! development (see [`DEV_WALLETS`]), with the shipped spend policy copied
+//! to `policies/bitcoin-wallet.toml`, and grants the replicas both.
+//!
 //! Refuses to touch a directory that already holds a config, a store or a
 //! keystore: re-running init must never replace a store (that would forget
 //! every mark) or a seed.
@@ -13,12 +17,50 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use rand::RngCore as _;
 use secrecy::SecretString;
+use tidemark_bitcoin::WalletKind;
 use tidemark_core::KeyId;
-use tidemark_keys::{KdfParams, SoftwareKeystore};
+use tidemark_keys::{DerivationPath, KdfParams, SoftwareKeystore};
 use tidemark_store::SqliteStore;
 use tidemark_tls::{DevCa, write_pem_files};
 
-use crate::layout::Layout;
+use crate::layout::{Layout, WALLET_POLICY_FILE};
+
+/// A development wallet `init` creates: its account key's name, script
+/// type and BIP32 account path (coin type 1': every test network).
+#[derive(Debug, Clone, Copy)]
+pub struct DevWallet {
+    /// The wallet's name: its account key's id.
+    pub name: &'static str,
+    /// The script type.
+    pub kind: WalletKind,
+    /// The account key's path (BIP 84 or BIP 86).
+    pub path: &'static str,
+}
+
+/// The development `wpkh` wallet.
+pub const WPKH_WALLET: &str = "wallet-wpkh";
+/// The development `tr` wallet.
+pub const TR_WALLET: &str = "wallet-tr";
+
+/// The development wallets, on regtest.
+pub const DEV_WALLETS: [DevWallet; 2] = [
+    DevWallet {
+        name: WPKH_WALLET,
+        kind: WalletKind::Wpkh,
+        path: "m/84'/1'/0'",
+    },
+    DevWallet {
+        name: TR_WALLET,
+        kind: WalletKind::Tr,
+        path: "m/86'/1'/0'",
+    },
+];
+
+/// The network of the development wallets.
+pub const DEV_WALLET_NETWORK: &str = "regtest";
+
+/// The shipped wallet policy, copied into the signer's directory.
+const WALLET_POLICY: &str = include_str!("../../../../policies/bitcoin-wallet.toml");
 
 /// Arguments of `tidemark init`.
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +125,15 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     for c in &made.clients {
         println!("  client cert {}  identity {c}", l.cert(c).display());
     }
+    for w in DEV_WALLETS {
+        println!(
+            "  wallet      {}  ({} {DEV_WALLET_NETWORK}, account key {}; policy {})",
+            w.name,
+            w.kind,
+            w.path,
+            l.wallet_policy().display()
+        );
+    }
     println!();
     println!("Next: tidemark serve --config {}", l.config().display());
     Ok(ExitCode::SUCCESS)
@@ -130,6 +181,19 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Initialized> {
     let mut keystore = SoftwareKeystore::create(layout.keystore(), &secret, params)?;
     let key = KeyId::new(args.key.clone())?;
     let public = keystore.add_ed25519(key)?;
+    for w in DEV_WALLETS {
+        let path: DerivationPath = w
+            .path
+            .parse()
+            .with_context(|| format!("invalid BIP32 path {:?}", w.path))?;
+        keystore.add_secp256k1(KeyId::new(w.name)?, &path)?;
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(layout.policies())
+        .with_context(|| format!("cannot create {}", layout.policies().display()))?;
+    std::fs::write(layout.wallet_policy(), WALLET_POLICY)
+        .with_context(|| format!("cannot write {}", layout.wallet_policy().display()))?;
 
     // The store, created empty (serve refuses to create one).
     SqliteStore::create(layout.store())?.close();
@@ -166,14 +230,26 @@ fn config_text(args: &InitArgs, clients: &[String]) -> String {
         "[keystore]\npath = \"keystore.json\"\npassphrase_file = \"passphrase\"\n"
     );
     let _ = writeln!(t, "[metrics]\nlisten = {:?}\n", args.metrics_listen);
+    let _ = writeln!(
+        t,
+        "# Development wallets: each is the account key of that name in the keystore."
+    );
+    for w in DEV_WALLETS {
+        let _ = writeln!(
+            t,
+            "[[bitcoin.wallets]]\nname = {:?}\nkind = \"{}\"\nnetwork = \"{DEV_WALLET_NETWORK}\"\npolicy = \"policies/{WALLET_POLICY_FILE}\"\n",
+            w.name, w.kind
+        );
+    }
+    let mut keys = vec![args.key.as_str()];
+    keys.extend(DEV_WALLETS.iter().map(|w| w.name));
     for c in clients {
         if c == "admin" {
             let _ = writeln!(t, "[[clients]]\nidentity = \"admin\"\nadmin = true\n");
         } else {
             let _ = writeln!(
                 t,
-                "[[clients]]\nidentity = {c:?}\nkeys = [{:?}]\ndomains = [\"consensus\"]\n",
-                args.key
+                "[[clients]]\nidentity = {c:?}\nkeys = {keys:?}\ndomains = [\"consensus\", \"bitcoin\"]\n"
             );
         }
     }

@@ -9,3 +9,4 @@ pub mod keys;
 pub mod serve;
 pub mod state;
 mod support;
+pub mod wallet;
