@@ -7,8 +7,12 @@
 //! signer answers; every answer came after its state was fsync'd. The raw
 //! fdatasync latency of the same disk is measured in the same run, so the
 //! figures can be read as ratios on a noisy machine.
+//!
+//! `--bitcoin` measures PSBT signing instead (the `bitcoin` submodule).
 
-use std::path::PathBuf;
+mod bitcoin;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,7 +21,10 @@ use serde::Serialize;
 use tidemark_client::{Client, v1};
 
 use super::support;
+use crate::commands::init::WPKH_WALLET;
 use crate::embedded::{Embedded, VALIDATOR_KEY};
+
+pub use bitcoin::{BitcoinBenchReport, bench as bench_bitcoin};
 
 /// Arguments of `tidemark bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,6 +38,14 @@ pub struct BenchArgs {
     /// Concurrencies (objects signed in parallel).
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8, 64])]
     pub concurrency: Vec<usize>,
+    /// Measure signing a 2-input PSBT for a fresh payment intent each time
+    /// (one client: a wallet's decisions are serialized), instead of
+    /// CometBFT prevotes.
+    #[arg(long, conflicts_with = "concurrency")]
+    pub bitcoin: bool,
+    /// The wallet `--bitcoin` signs for: `wallet-wpkh` or `wallet-tr`.
+    #[arg(long, default_value = WPKH_WALLET, requires = "bitcoin")]
+    pub wallet: String,
     /// Directory for the signer (its disk is what is measured); a temporary
     /// directory in the system temp dir by default.
     #[arg(long)]
@@ -68,6 +83,15 @@ pub struct BenchReport {
 /// Runs `tidemark bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = support::runtime()?;
+    if args.bitcoin {
+        let report = runtime.block_on(bitcoin::bench(&args))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            bitcoin::print_table(&report);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = runtime.block_on(bench(&args))?;
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -89,11 +113,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
         .map(|_| signer.client(&replica))
         .collect::<anyhow::Result<_>>()?;
 
-    let dir = signer.dir();
-    let fsync =
-        tokio::task::spawn_blocking(move || tidemark_store::fdatasync_latency(&dir, 200)).await??;
-    let (fdatasync_p50_us, fdatasync_p99_us) =
-        percentiles(fsync.iter().map(|d| micros(*d)).collect());
+    let (fdatasync_p50_us, fdatasync_p99_us) = fdatasync(signer.dir()).await?;
 
     let mut runs = Vec::new();
     for (round, &c) in args.concurrency.iter().enumerate() {
@@ -186,6 +206,16 @@ fn prevote(chain: &str, height: i64) -> v1::SignVoteRequest {
             extension: Vec::new(),
         }),
     }
+}
+
+/// (p50, p99) of 200 fdatasyncs in `dir`, in µs.
+async fn fdatasync(dir: PathBuf) -> anyhow::Result<(u64, u64)> {
+    let samples = tokio::task::spawn_blocking(move || fdatasync_samples(&dir)).await??;
+    Ok(percentiles(samples.iter().map(|d| micros(*d)).collect()))
+}
+
+fn fdatasync_samples(dir: &Path) -> std::io::Result<Vec<Duration>> {
+    tidemark_store::fdatasync_latency(dir, 200)
 }
 
 fn micros(d: Duration) -> u64 {
