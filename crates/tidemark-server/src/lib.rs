@@ -68,7 +68,7 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     /// A configured wallet cannot be served (its key is unknown or not a
     /// BIP32 account key).
-    #[error("wallet {wallet}: {source}")]
+    #[error("wallet {wallet} cannot be served")]
     Wallet {
         /// The wallet.
         wallet: String,

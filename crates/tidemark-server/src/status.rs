@@ -112,3 +112,54 @@ pub fn denied(d: &Denial) -> Status {
 pub fn overloaded() -> Status {
     Status::resource_exhausted("too many requests in flight; retry with backoff")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wallet_errors_map_to_the_codes_of_the_table() {
+        let cases: [(BitcoinError, Code); 9] = [
+            (
+                BitcoinError::MalformedPsbt("x".into()),
+                Code::InvalidArgument,
+            ),
+            (
+                BitcoinError::MissingUtxo {
+                    index: 0,
+                    what: "UTXO",
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                BitcoinError::InvalidIntent("a b".into()),
+                Code::InvalidArgument,
+            ),
+            (BitcoinError::UnknownWallet("w".into()), Code::NotFound),
+            (BitcoinError::UnknownIntent("i".into()), Code::NotFound),
+            (
+                BitcoinError::Key(KeyError::UnknownKey("w".into())),
+                Code::NotFound,
+            ),
+            (
+                BitcoinError::Store(StoreError::Full("disk".into())),
+                Code::Unavailable,
+            ),
+            (
+                BitcoinError::Store(StoreError::Io("eio".into())),
+                Code::Unavailable,
+            ),
+            (
+                BitcoinError::InvalidRelease {
+                    intent: "i".into(),
+                    status: "confirmed",
+                    wanted: "abandoned",
+                },
+                Code::FailedPrecondition,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(bitcoin_error(&error).code(), code, "{error}");
+        }
+    }
+}
