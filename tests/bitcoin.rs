@@ -303,6 +303,17 @@ async fn replicas_racing_one_intent_with_different_inputs_get_exactly_one_signat
         count(AuditOutcome::Refused),
         (ROUNDS * (ATTEMPTS - 1)) as usize
     );
+    // And counted by domain and tag.
+    let metrics = signer.server.shared().render_metrics();
+    let refused: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tidemark_decisions_total{"))
+        .filter(|l| {
+            l.contains("domain=\"bitcoin\"") && l.contains("tag=\"policy-intent-conflict\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(refused, u64::from(ROUNDS * (ATTEMPTS - 1)), "{metrics}");
     signer.stop().await;
 }
 
