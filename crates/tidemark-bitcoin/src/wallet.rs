@@ -6,8 +6,10 @@
 //! claim that a script is the wallet's: it derives the script from the
 //! account's extended public key and compares.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr as _;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bitcoin::bip32::{ChainCode, ChildNumber, DerivationPath, Fingerprint, KeySource, Xpub};
 use bitcoin::secp256k1::{self, Secp256k1, VerifyOnly};
@@ -74,7 +76,13 @@ pub struct Wallet {
     master_fingerprint: Fingerprint,
     account_path: DerivationPath,
     secp: Secp256k1<VerifyOnly>,
+    /// Child public keys and their scripts already derived (public data:
+    /// a cache, bounded).
+    children: Arc<Mutex<HashMap<ChildPath, (secp256k1::PublicKey, ScriptBuf)>>>,
 }
+
+/// Child keys kept by [`Wallet`]'s cache before it is emptied.
+const MAX_CACHED_CHILDREN: usize = 100_000;
 
 impl Wallet {
     /// The wallet of account key `name`, described by `key` (from
@@ -110,6 +118,7 @@ impl Wallet {
             master_fingerprint: Fingerprint::from(key.master_fingerprint),
             account_path,
             secp: Secp256k1::verification_only(),
+            children: Arc::default(),
         })
     }
 
@@ -173,23 +182,40 @@ impl Wallet {
         &self,
         path: &ChildPath,
     ) -> Result<secp256k1::PublicKey, BitcoinError> {
+        self.child(path).map(|(key, _)| key)
+    }
+
+    fn script_for(&self, path: &ChildPath) -> Result<ScriptBuf, BitcoinError> {
+        self.child(path).map(|(_, script)| script)
+    }
+
+    /// The child key at `path` below the account and its script, from the
+    /// cache or derived.
+    fn child(&self, path: &ChildPath) -> Result<(secp256k1::PublicKey, ScriptBuf), BitcoinError> {
+        let cache = || self.children.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = cache().get(path) {
+            return Ok(found.clone());
+        }
         let children: Vec<ChildNumber> = path
             .children()
             .iter()
             .map(|i| ChildNumber::Normal { index: *i })
             .collect();
-        self.xpub
+        let key = self
+            .xpub
             .derive_pub(&self.secp, &children)
             .map(|x| x.public_key)
-            .map_err(|e| BitcoinError::Config(format!("cannot derive {path}: {e}")))
-    }
-
-    fn script_for(&self, path: &ChildPath) -> Result<ScriptBuf, BitcoinError> {
-        let key = self.child_public_key(path)?;
-        Ok(match self.kind {
+            .map_err(|e| BitcoinError::Config(format!("cannot derive {path}: {e}")))?;
+        let script = match self.kind {
             WalletKind::Wpkh => ScriptBuf::new_p2wpkh(&CompressedPublicKey(key).wpubkey_hash()),
             WalletKind::Tr => ScriptBuf::new_p2tr(&self.secp, key.x_only_public_key().0, None),
-        })
+        };
+        let mut cached = cache();
+        if cached.len() >= MAX_CACHED_CHILDREN {
+            cached.clear();
+        }
+        cached.insert(path.clone(), (key, script.clone()));
+        Ok((key, script))
     }
 
     /// The key origin (`[master fingerprint/account/branch/index]`) of the

@@ -25,7 +25,7 @@ use crate::{
 fn fake_sign(input: &SignInput) -> Vec<u8> {
     let mut h = Sha256::new();
     h.update(input.key.as_str().as_bytes());
-    h.update(&input.message.bytes());
+    h.update(input.message.bytes());
     h.finalize().to_vec()
 }
 

@@ -137,7 +137,7 @@ impl KeyBackend for HashKeys {
     fn sign(&self, key: &KeyId, message: &SignMessage) -> Result<Signature, KeyError> {
         let mut h = Sha256::new();
         h.update(key.as_str());
-        h.update(&message.bytes());
+        h.update(message.bytes());
         Ok(Signature(h.finalize().to_vec()))
     }
 
