@@ -19,3 +19,6 @@
 //! - `policy`: `policies/lightning-default.toml`: ranges and which business
 //!   rules an operator downgraded to warnings.
 //! - `tags`: the refusal tags.
+
+pub mod keys;
+pub mod node;
