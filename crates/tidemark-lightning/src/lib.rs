@@ -22,3 +22,9 @@
 
 pub mod keys;
 pub mod node;
+pub mod channel;
+pub mod policy;
+pub mod tags;
+
+pub use channel::{ChannelError, ChannelRequest, ChannelState, Verdict, decide, execute};
+pub use policy::LightningPolicy;
