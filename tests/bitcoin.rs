@@ -161,27 +161,38 @@ fn audit(signer: &Embedded) -> Vec<AuditRecord> {
     signer.store.audit_records(1, 100_000).unwrap()
 }
 
-/// Waits (denials are audited asynchronously) until at least `n` `denied`
-/// records carry `tag`, and returns them.
-async fn denials(signer: &Embedded, tag: &str, n: usize) -> Vec<AuditRecord> {
+/// Waits (refusals and denials are audited asynchronously: the answer may
+/// leave before its record is written) until at least `n` records match
+/// `outcome` and `tag`, and returns them.
+async fn audited(
+    signer: &Embedded,
+    outcome: AuditOutcome,
+    tag: Option<&str>,
+    n: usize,
+) -> Vec<AuditRecord> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found: Vec<AuditRecord> = audit(signer)
             .into_iter()
-            .filter(|r| r.entry.outcome == AuditOutcome::Denied)
-            .filter(|r| r.entry.tag.as_deref() == Some(tag))
+            .filter(|r| r.entry.outcome == outcome)
+            .filter(|r| tag.is_none() || r.entry.tag.as_deref() == tag)
             .collect();
         if found.len() >= n {
             return found;
         }
         assert!(
             Instant::now() < deadline,
-            "only {} of {n} {tag} records: {:#?}",
+            "only {} of {n} {outcome:?} {tag:?} records: {:#?}",
             found.len(),
             audit(signer)
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// [`audited`] for `denied` records with `tag`.
+async fn denials(signer: &Embedded, tag: &str, n: usize) -> Vec<AuditRecord> {
+    audited(signer, AuditOutcome::Denied, Some(tag), n).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -296,13 +307,12 @@ async fn replicas_racing_one_intent_with_different_inputs_get_exactly_one_signat
     }
     // Decisions were audited: one signature and ATTEMPTS - 1 refusals per
     // round.
+    let refusals = (ROUNDS * (ATTEMPTS - 1)) as usize;
+    audited(&signer, AuditOutcome::Refused, None, refusals).await;
     let records = audit(&signer);
     let count = |o: AuditOutcome| records.iter().filter(|r| r.entry.outcome == o).count();
     assert_eq!(count(AuditOutcome::Signed), ROUNDS as usize);
-    assert_eq!(
-        count(AuditOutcome::Refused),
-        (ROUNDS * (ATTEMPTS - 1)) as usize
-    );
+    assert_eq!(count(AuditOutcome::Refused), refusals);
     // And counted by domain and tag.
     let metrics = signer.server.shared().render_metrics();
     let refused: u64 = metrics
