@@ -408,3 +408,41 @@ pub const KINDS: [ChannelKind; 2] = [
     ChannelKind::StaticRemoteKey,
     ChannelKind::AnchorsZeroFeeHtlcTx,
 ];
+
+impl Channel {
+    /// The holder commitment as the holder's signer rebuilds it.
+    pub fn rebuilt_holder(&self, data: &CommitmentData) -> CommitmentTransaction {
+        let params = self.setup.transaction_parameters();
+        CommitmentTransaction::new(
+            data.number.ldk_index(),
+            &data.per_commitment_point,
+            data.to_broadcaster_sat,
+            data.to_countersignatory_sat,
+            data.feerate_per_kw,
+            data.htlcs.iter().map(ldk_htlc).collect(),
+            &params.as_holder_broadcastable(),
+            &self.secp,
+        )
+    }
+
+    /// The 2-of-2 funding script.
+    pub fn funding_script(&self) -> ScriptBuf {
+        chan_utils::make_funding_redeemscript(
+            &self.setup.holder.funding_pubkey,
+            &self.setup.counterparty.funding_pubkey,
+        )
+    }
+
+    /// A script that is neither the wallet's nor allowlisted.
+    pub fn foreign_script() -> ScriptBuf {
+        ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0xee; 20]))
+    }
+}
+
+/// The one signature of an output.
+pub fn signature(output: Output) -> bitcoin::secp256k1::ecdsa::Signature {
+    match output {
+        Output::Signature(sig) => sig,
+        other => panic!("not one signature: {other:?}"),
+    }
+}
