@@ -16,6 +16,7 @@ use bitcoin::secp256k1::{PublicKey, SecretKey};
 
 use crate::channel::build::{self, Broadcaster};
 use crate::channel::decide::{Rules, Stop, kind, refuse};
+use crate::channel::error::ChannelError;
 use crate::channel::number::CommitmentNumber;
 use crate::channel::request::CommitmentData;
 use crate::channel::state::{ChannelState, SignedCommitment};
@@ -49,6 +50,9 @@ pub(crate) fn sign(
                     htlc_signatures: released.htlc_signatures.clone(),
                 },
             }),
+            (Ok(d), None) if d == signed.digest => Err(Stop::Error(ChannelError::CorruptState(
+                format!("counterparty commitment {n} is stored without its signatures"),
+            ))),
             (Err(Stop::Error(e)), _) => Err(Stop::Error(e)),
             _ => refuse(
                 &tags::COMMITMENT_RETRY_SAME,

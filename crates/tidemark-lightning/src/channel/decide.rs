@@ -160,7 +160,7 @@ impl Rules<'_> {
 /// (setup refuses others); a state that lost it is unreadable.
 pub(crate) fn kind(state: &ChannelState) -> Result<ChannelKind, Stop> {
     state.setup.kind().ok_or_else(|| {
-        Stop::Error(ChannelError::InvalidRequest(
+        Stop::Error(ChannelError::CorruptState(
             "the stored channel type is not one the signer can rebuild".into(),
         ))
     })

@@ -20,6 +20,9 @@ pub enum ChannelError {
     /// one derived from the channel's commitment seed.
     #[error("holder commitment {0} carries a per-commitment point that is not the holder's")]
     HolderPointMismatch(u64),
+    /// The stored state contradicts its own invariants.
+    #[error("the stored channel state is inconsistent: {0}")]
+    CorruptState(String),
     /// LDK's signer refused an operation (it gives no reason).
     #[error("the channel signer failed to {0}")]
     Signer(&'static str),

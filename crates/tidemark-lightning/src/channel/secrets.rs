@@ -131,7 +131,7 @@ mod tests {
             ldk.provide_secret(index, secret).unwrap();
             assert_eq!(ours.min_seen(), ldk.get_min_seen_secret());
             for back in [0, 1, n / 2, n] {
-                let i = MAX - (n - back);
+                let i = MAX - n.saturating_sub(back);
                 assert_eq!(ours.get(i), ldk.get_secret(i));
                 assert_eq!(ours.get(i), Some(build_commitment_secret(&seed, i)));
             }

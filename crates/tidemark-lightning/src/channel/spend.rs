@@ -120,7 +120,7 @@ pub(crate) fn holder_htlc(
         .counterparty_htlc_signatures
         .get(position)
         .ok_or_else(|| {
-            Stop::Error(ChannelError::InvalidRequest(format!(
+            Stop::Error(ChannelError::CorruptState(format!(
                 "holder commitment {n} is stored without the HTLC signature {position}"
             )))
         })?;
