@@ -287,6 +287,12 @@ fn holder_htlc_with_anchors_may_add_fee_inputs_and_change() {
     c.ask(holder_htlc(1, index, &bumped, 0))
         .unwrap()
         .refused(&tags::HOLDER_HTLC_MISMATCH);
+    // A timeout keeps its expiry.
+    let mut later = bumped.clone();
+    later.lock_time = bitcoin::absolute::LockTime::from_consensus(HEIGHT + 21);
+    c.ask(holder_htlc(1, index, &later, 1))
+        .unwrap()
+        .refused(&tags::HOLDER_HTLC_MISMATCH);
     bumped.output[1].value += Amount::from_sat(1);
     c.ask(holder_htlc(1, index, &bumped, 1))
         .unwrap()

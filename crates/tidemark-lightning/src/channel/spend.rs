@@ -101,9 +101,13 @@ pub(crate) fn holder_htlc(
         &keys.broadcaster_delayed_payment_key,
         &keys.revocation_key,
     );
+    // With anchors, LDK aggregates HTLC claims with fee inputs and change
+    // (our signature commits to all of them, the counterparty's only to
+    // its pair). A timeout keeps its exact expiry; a success claim may
+    // share a transaction with timeouts and so carry their lock time.
     let matches = if kind.has_anchors() {
         spend.version == expected.version
-            && spend.lock_time == expected.lock_time
+            && (spend.lock_time == expected.lock_time || !htlc.offered)
             && spend.input.get(input) == expected.input.first()
             && spend.output.get(input) == expected.output.first()
     } else {
