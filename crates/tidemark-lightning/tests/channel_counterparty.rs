@@ -201,7 +201,7 @@ fn feerate_range_refused_then_downgraded_to_a_warning() {
 }
 
 #[test]
-fn htlc_count_refused_then_downgraded() {
+fn htlc_count_refused_above_the_limit_passes_at_it() {
     let mut c = Channel::open(ChannelKind::AnchorsZeroFeeHtlcTx);
     c.policy.max_htlcs = 1;
     c.holder_sat -= 20_000;
