@@ -20,9 +20,9 @@
 //!   rules an operator downgraded to warnings.
 //! - `tags`: the refusal tags.
 
+pub mod channel;
 pub mod keys;
 pub mod node;
-pub mod channel;
 pub mod policy;
 pub mod tags;
 
