@@ -18,13 +18,20 @@
 //! - `channel`: per-channel state, requests and the pure policy decision.
 //! - `policy`: `policies/lightning-default.toml`: ranges and which business
 //!   rules an operator downgraded to warnings.
+//! - `signer`: [`LightningSigner`], the durable pipeline: per-channel
+//!   lock, decide, compute with the channel's keys, commit, release.
 //! - `tags`: the refusal tags.
 
 pub mod channel;
+pub mod error;
 pub mod keys;
 pub mod node;
 pub mod policy;
+pub mod signer;
 pub mod tags;
 
 pub use channel::{ChannelError, ChannelRequest, ChannelState, Verdict, decide, execute};
+pub use error::LightningError;
+pub use keys::{ChannelKeysIdIssuer, NodeKeys, RemoteKeyDerivation};
 pub use policy::LightningPolicy;
+pub use signer::{ChannelOutcome, LightningSigner};
