@@ -668,22 +668,13 @@ fn write<S: serde::Serialize>(
     digest: Digest,
     signatures: Vec<Signature>,
 ) -> Result<StateWrite, BitcoinError> {
-    let version = stored.map_or(0, |s| s.version);
     let state = serde_json::to_vec(state).map_err(|e| BitcoinError::CorruptState {
         object: object.to_string(),
         reason: e.to_string(),
     })?;
-    Ok(StateWrite {
-        object: object.clone(),
-        expected_version: version,
-        new: StoredState {
-            version: version + 1,
-            state,
-            mark,
-            digest,
-            signatures,
-        },
-    })
+    Ok(StateWrite::after(
+        object, stored, state, mark, digest, signatures,
+    ))
 }
 
 fn audit_entry(
@@ -694,16 +685,5 @@ fn audit_entry(
     mark: &Mark,
     digest: Option<Digest>,
 ) -> AuditEntry {
-    AuditEntry {
-        time_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0),
-        client: client.to_string(),
-        object: object.to_string(),
-        outcome,
-        tag: tag.map(str::to_owned),
-        mark: mark.clone(),
-        digest,
-    }
+    AuditEntry::now(client, object, outcome, tag, mark, digest)
 }

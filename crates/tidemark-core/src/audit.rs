@@ -6,10 +6,13 @@
 //! from [`GENESIS_HASH`]. [`verify_chain`] checks a sequence of records
 //! offline, so a deleted, reordered or edited record is detected.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::decision::Digest;
+use crate::ids::{ClientId, ObjectId};
 use crate::mark::Mark;
 
 /// The hash before the first record.
@@ -86,6 +89,30 @@ pub struct AuditEntry {
     pub mark: Mark,
     /// The payload digest, for signatures and replays.
     pub digest: Option<Digest>,
+}
+
+impl AuditEntry {
+    /// An entry for a decision made now (the wall clock, in milliseconds).
+    pub fn now(
+        client: &ClientId,
+        object: &ObjectId,
+        outcome: AuditOutcome,
+        tag: Option<&str>,
+        mark: &Mark,
+        digest: Option<Digest>,
+    ) -> AuditEntry {
+        AuditEntry {
+            time_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            client: client.to_string(),
+            object: object.to_string(),
+            outcome,
+            tag: tag.map(str::to_owned),
+            mark: mark.clone(),
+            digest,
+        }
+    }
 }
 
 /// An audit entry as stored: numbered and chained.

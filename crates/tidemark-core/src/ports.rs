@@ -44,6 +44,32 @@ pub struct StateWrite {
     pub new: StoredState,
 }
 
+impl StateWrite {
+    /// The write that follows `stored` (`None`: the object is new): a
+    /// compare-and-swap against its version that stores the next one.
+    pub fn after(
+        object: &ObjectId,
+        stored: Option<&StoredState>,
+        state: Vec<u8>,
+        mark: Mark,
+        digest: Digest,
+        signatures: Vec<Signature>,
+    ) -> StateWrite {
+        let version = stored.map_or(0, |s| s.version);
+        StateWrite {
+            object: object.clone(),
+            expected_version: version,
+            new: StoredState {
+                version: version + 1,
+                state,
+                mark,
+                digest,
+                signatures,
+            },
+        }
+    }
+}
+
 /// Why the store could not do what was asked. Every variant means the
 /// operation did not take effect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use bitcoin::ScriptBuf;
 use bitcoin::hashes::{Hash as _, sha256};
@@ -205,7 +205,7 @@ impl LightningSigner {
                     };
                     info!(object = %object, client = %client, tag = %refusal.tag, detail = %refusal.detail, "refused");
                     let tag = refusal.tag.as_str().to_owned();
-                    self.audit(entry(
+                    self.audit(AuditEntry::now(
                         client,
                         &object,
                         AuditOutcome::Refused,
@@ -216,7 +216,7 @@ impl LightningSigner {
                     break ChannelOutcome::Refused(refusal);
                 }
                 Verdict::Replay { output } => {
-                    self.audit(entry(
+                    self.audit(AuditEntry::now(
                         client,
                         &object,
                         AuditOutcome::Replayed,
@@ -239,7 +239,7 @@ impl LightningSigner {
                     let Some(mut next) = new_state else {
                         // Nothing to make durable (a point, a signature of a
                         // transaction the stored state already allows).
-                        self.audit(entry(
+                        self.audit(AuditEntry::now(
                             client,
                             &object,
                             AuditOutcome::Signed,
@@ -253,7 +253,7 @@ impl LightningSigner {
                     let next_mark = next.mark();
                     let write =
                         state_write(&object, stored.as_ref(), &next, next_mark.clone(), digest)?;
-                    let audit = entry(
+                    let audit = AuditEntry::now(
                         client,
                         &object,
                         AuditOutcome::Signed,
@@ -363,42 +363,16 @@ fn state_write(
     mark: Mark,
     digest: Digest,
 ) -> Result<StateWrite, LightningError> {
-    let version = stored.map_or(0, |s| s.version);
     let state = serde_json::to_vec(state).map_err(|e| LightningError::CorruptState {
         object: object.to_string(),
         reason: e.to_string(),
     })?;
-    Ok(StateWrite {
-        object: object.clone(),
-        expected_version: version,
-        new: StoredState {
-            version: version + 1,
-            state,
-            mark,
-            digest,
-            signatures: Vec::new(),
-        },
-    })
-}
-
-fn entry(
-    client: &ClientId,
-    object: &ObjectId,
-    outcome: AuditOutcome,
-    tag: Option<&str>,
-    mark: &Mark,
-    digest: Option<Digest>,
-) -> AuditEntry {
-    AuditEntry {
-        time_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0),
-        client: client.to_string(),
-        object: object.to_string(),
-        outcome,
-        tag: tag.map(str::to_owned),
-        mark: mark.clone(),
+    Ok(StateWrite::after(
+        object,
+        stored,
+        state,
+        mark,
         digest,
-    }
+        Vec::new(),
+    ))
 }

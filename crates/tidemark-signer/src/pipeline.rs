@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tidemark_core::{
     AuditEntry, AuditOutcome, ClientId, Decision, Digest, KeyBackend, Mark, ObjectId, Policy,
@@ -316,18 +316,14 @@ impl Signer {
         (mark, digest, signatures): (Mark, Digest, Vec<Signature>),
         audit: AuditEntry,
     ) -> Result<Result<(), StoreError>, SignError> {
-        let version = stored.map_or(0, |s| s.version);
-        let write = StateWrite {
-            object: object.clone(),
-            expected_version: version,
-            new: StoredState {
-                version: version + 1,
-                state: encode_state::<P>(new_state)?,
-                mark,
-                digest,
-                signatures,
-            },
-        };
+        let write = StateWrite::after(
+            object,
+            stored,
+            encode_state::<P>(new_state)?,
+            mark,
+            digest,
+            signatures,
+        );
         let committed = write.new.clone();
         let result = self.store.commit(write, audit);
         self.remember(object, result.as_ref().ok().map(|()| committed));
@@ -403,21 +399,7 @@ fn entry(
     tag: Option<&str>,
     mark: &Mark,
 ) -> AuditEntry {
-    AuditEntry {
-        time_ms: now_ms(),
-        client: client.to_string(),
-        object: object.to_string(),
-        outcome,
-        tag: tag.map(str::to_owned),
-        mark: mark.clone(),
-        digest: None,
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    AuditEntry::now(client, object, outcome, tag, mark, None)
 }
 
 fn decode_state<P: Policy>(object: &ObjectId, stored: &StoredState) -> Result<P::State, SignError> {

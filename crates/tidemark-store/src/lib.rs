@@ -42,6 +42,7 @@ mod schema;
 mod store;
 #[cfg(test)]
 mod test_support;
+pub mod testing;
 mod writer;
 
 pub use error::OpenError;

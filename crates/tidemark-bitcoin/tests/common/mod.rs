@@ -241,48 +241,4 @@ pub fn verify_signatures(wallet: &Wallet, psbt: &Psbt) -> usize {
     signed
 }
 
-/// A second test double beside the real store: the real SQLite store whose
-/// commits fail as on a full disk.
-pub struct FullDisk(pub Arc<SqliteStore>);
-
-impl StateStore for FullDisk {
-    fn load(
-        &self,
-        object: &tidemark_core::ObjectId,
-    ) -> Result<Option<tidemark_core::StoredState>, tidemark_core::StoreError> {
-        self.0.load(object)
-    }
-    fn commit(
-        &self,
-        _: tidemark_core::StateWrite,
-        _: tidemark_core::AuditEntry,
-    ) -> Result<(), tidemark_core::StoreError> {
-        Err(tidemark_core::StoreError::Full("injected".into()))
-    }
-    fn commit_all(
-        &self,
-        _: Vec<tidemark_core::StateWrite>,
-        _: tidemark_core::AuditEntry,
-    ) -> Result<(), tidemark_core::StoreError> {
-        Err(tidemark_core::StoreError::Full("injected".into()))
-    }
-    fn audit(&self, entry: tidemark_core::AuditEntry) -> Result<(), tidemark_core::StoreError> {
-        self.0.audit(entry)
-    }
-    fn objects(
-        &self,
-    ) -> Result<Vec<(tidemark_core::ObjectId, tidemark_core::StoredState)>, tidemark_core::StoreError>
-    {
-        self.0.objects()
-    }
-    fn audit_records(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<tidemark_core::AuditRecord>, tidemark_core::StoreError> {
-        self.0.audit_records(from, limit)
-    }
-    fn check_health(&self) -> Result<(), tidemark_core::StoreError> {
-        self.0.check_health()
-    }
-}
+pub use tidemark_store::testing::FailingCommits as FullDisk;
