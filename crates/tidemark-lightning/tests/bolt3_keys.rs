@@ -229,39 +229,79 @@ const STORAGE: [Storage; 9] = [
     },
 ];
 
-#[test]
-fn appendix_d_storage_vectors_accept_and_reject_as_listed() {
+/// The compact store under test: LDK's (`CounterpartyCommitmentSecrets`)
+/// and Tidemark's own (`RevocationSecrets`, the one channel states keep).
+trait SecretStore {
+    fn provide(&mut self, index: u64, secret: [u8; 32]) -> bool;
+    fn get(&self, index: u64) -> Option<[u8; 32]>;
+    fn min_seen(&self) -> u64;
+}
+
+impl SecretStore for CounterpartyCommitmentSecrets {
+    fn provide(&mut self, index: u64, secret: [u8; 32]) -> bool {
+        self.provide_secret(index, secret).is_ok()
+    }
+    fn get(&self, index: u64) -> Option<[u8; 32]> {
+        self.get_secret(index)
+    }
+    fn min_seen(&self) -> u64 {
+        self.get_min_seen_secret()
+    }
+}
+
+impl SecretStore for tidemark_lightning::channel::RevocationSecrets {
+    fn provide(&mut self, index: u64, secret: [u8; 32]) -> bool {
+        tidemark_lightning::channel::RevocationSecrets::provide(self, index, secret).is_ok()
+    }
+    fn get(&self, index: u64) -> Option<[u8; 32]> {
+        tidemark_lightning::channel::RevocationSecrets::get(self, index)
+    }
+    fn min_seen(&self) -> u64 {
+        tidemark_lightning::channel::RevocationSecrets::min_seen(self)
+    }
+}
+
+/// Runs every storage case of Appendix D against a fresh `S`.
+fn storage_vectors_accept_and_reject_as_listed<S: SecretStore>(new: impl Fn() -> S) {
     for case in &STORAGE {
-        let mut store = CounterpartyCommitmentSecrets::new();
+        let mut store = new();
         let mut accepted: Vec<(u64, [u8; 32])> = Vec::new();
         for (step, &(index, hex, expected)) in case.steps.iter().enumerate() {
             let secret = bytes32(hex);
-            let result = store.provide_secret(index, secret);
-            assert_eq!(
-                result.is_ok(),
-                expected,
-                "{}: step {step} (I = {index})",
-                case.name
-            );
-            if result.is_err() {
+            let ok = store.provide(index, secret);
+            assert_eq!(ok, expected, "{}: step {step} (I = {index})", case.name);
+            if !ok {
                 // A rejected secret leaves the store as it was.
-                assert_eq!(store.get_min_seen_secret(), accepted.last().unwrap().0);
+                assert_eq!(store.min_seen(), accepted.last().unwrap().0);
                 continue;
             }
             accepted.push((index, secret));
             // Every accepted secret can be read back, and nothing below
             // the newest index exists yet.
             for &(i, s) in &accepted {
-                assert_eq!(store.get_secret(i), Some(s), "{}: I = {i}", case.name);
+                assert_eq!(store.get(i), Some(s), "{}: I = {i}", case.name);
             }
-            assert_eq!(store.get_min_seen_secret(), index, "{}", case.name);
-            assert_eq!(store.get_secret(index - 1), None, "{}", case.name);
+            assert_eq!(store.min_seen(), index, "{}", case.name);
+            assert_eq!(store.get(index - 1), None, "{}", case.name);
         }
         // Every case ends as BOLT 3 says: the correct sequence accepts all
         // eight, each incorrect case rejects its last insertion.
         let last_ok = case.steps.last().unwrap().2;
         assert_eq!(last_ok, case.name == "insert_secret correct sequence");
     }
+}
+
+#[test]
+fn appendix_d_storage_vectors_accept_and_reject_as_listed() {
+    storage_vectors_accept_and_reject_as_listed(CounterpartyCommitmentSecrets::new);
+}
+
+/// The same vectors through the store Tidemark's channel state keeps.
+#[test]
+fn appendix_d_storage_vectors_through_tidemarks_own_store() {
+    storage_vectors_accept_and_reject_as_listed(
+        tidemark_lightning::channel::RevocationSecrets::new,
+    );
 }
 
 #[test]
