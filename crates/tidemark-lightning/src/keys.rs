@@ -51,6 +51,7 @@ mod tests;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bitcoin::bip32::{ChildNumber, Xpriv};
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
 use bitcoin::{Script, ScriptBuf};
 use lightning::ln::chan_utils::{self, ChannelPublicKeys};
@@ -59,6 +60,7 @@ use lightning::sign::{
     ChannelSigner, InMemorySigner, KeysManager, NodeSigner, Recipient, SignerProvider,
 };
 use tidemark_core::StoreError;
+use zeroize::Zeroizing;
 
 pub use id::{
     ChannelKeysIdIssuer, KEYS_COUNTER_KIND, TIDEMARK_ID_MARKER, channel_keys_id,
@@ -162,6 +164,7 @@ pub struct NodeKeys {
     shutdown_script: ShutdownScript,
     shutdown_script_pubkey: ScriptBuf,
     shutdown_pubkey: PublicKey,
+    inbound_payment_key: Zeroizing<[u8; 32]>,
 }
 
 impl fmt::Debug for NodeKeys {
@@ -229,6 +232,7 @@ impl NodeKeys {
                 what: "shutdown public key",
             })?;
         let shutdown_script_pubkey = shutdown_script.clone().into_inner();
+        let inbound_payment_key = inbound_payment_key_material(seed)?;
         Ok(NodeKeys {
             manager,
             secp: Secp256k1::new(),
@@ -238,6 +242,7 @@ impl NodeKeys {
             shutdown_script,
             shutdown_script_pubkey,
             shutdown_pubkey,
+            inbound_payment_key,
         })
     }
 
@@ -298,6 +303,26 @@ impl NodeKeys {
     pub(crate) fn secp(&self) -> &Secp256k1<All> {
         &self.secp
     }
+
+    pub(crate) fn inbound_payment_key(&self) -> &Zeroizing<[u8; 32]> {
+        &self.inbound_payment_key
+    }
+}
+
+/// The 32 bytes `KeysManager` expands into its `ExpandedKey`: the secret
+/// key at `m/5'` of the seed (LDK keeps only the expansion, which cannot
+/// be read back).
+fn inbound_payment_key_material(seed: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, KeysError> {
+    let secp = Secp256k1::signing_only();
+    let unexpected = |_| KeysError::Unexpected {
+        what: "inbound payment key",
+    };
+    // As in `KeysManager::new`: the network changes no private key.
+    let master = Xpriv::new_master(bitcoin::Network::Testnet, seed).map_err(unexpected)?;
+    let key = master
+        .derive_priv(&secp, &[ChildNumber::Hardened { index: 5 }])
+        .map_err(unexpected)?;
+    Ok(Zeroizing::new(key.private_key.secret_bytes()))
 }
 
 /// The holder's per-commitment secret of `index` (BOLT 3 `I`; LDK's

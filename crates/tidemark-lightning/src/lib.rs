@@ -21,14 +21,22 @@
 //! - `signer`: [`LightningSigner`], the durable pipeline: per-channel
 //!   lock, decide, compute with the channel's keys, commit, release.
 //! - `tags`: the refusal tags.
+//! - `fixtures`: a simulated counterparty and channel producing valid
+//!   structured requests, for tests, benchmarks and examples.
 
 pub mod channel;
 pub mod error;
+pub mod fixtures;
 pub mod keys;
 pub mod node;
 pub mod policy;
 pub mod signer;
 pub mod tags;
+
+/// The `bitcoin` crate this crate's types use (0.32, fixed by LDK).
+pub use bitcoin;
+/// The `lightning` crate (LDK, exactly 0.2.7) this crate builds on.
+pub use lightning;
 
 pub use channel::{ChannelError, ChannelRequest, ChannelState, Verdict, decide, execute};
 pub use error::LightningError;

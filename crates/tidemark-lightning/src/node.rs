@@ -9,11 +9,15 @@
 //! | `NodeSigner::sign_bolt12_invoice`      | [`NodeKeys::sign_bolt12_invoice`]     |
 //! | `NodeSigner::sign_gossip_message`      | [`NodeKeys::sign_gossip_message`]     |
 //! | `NodeSigner::sign_message`             | [`NodeKeys::sign_message`]            |
-//! | `NodeSigner::get_expanded_key`         | [`NodeKeys::expanded_key`]            |
+//! | `NodeSigner::get_expanded_key`         | [`NodeKeys::expanded_key`], [`NodeKeys::inbound_payment_key_material`] |
 //! | `NodeSigner::get_peer_storage_key`     | [`NodeKeys::peer_storage_key`]        |
 //! | `NodeSigner::get_receive_auth_key`     | [`NodeKeys::receive_auth_key`]        |
 //! | `EntropySource::get_secure_random_bytes` | [`NodeKeys::secure_random_bytes`]   |
 //! | `OutputSpender::spend_spendable_outputs` | [`NodeKeys::spend_spendable_outputs`] |
+//!
+//! [`wire`] decodes the inputs of these operations from the encodings a
+//! remote replica sends (BOLT 11 parts, BOLT 12 TLV, BOLT 7 gossip, LDK's
+//! descriptors).
 //!
 //! In 0.2.7 BOLT 12 *invoices* are signed through the node signer; invoice
 //! requests and invoices for offers built with derived signing keys are
@@ -36,6 +40,7 @@
 //!   policy allows ([`sweep`]).
 
 pub mod sweep;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -49,6 +54,8 @@ use lightning::ln::msgs::UnsignedGossipMessage;
 use lightning::offers::invoice::UnsignedBolt12Invoice;
 use lightning::routing::gossip::NodeId;
 use lightning::sign::{EntropySource, NodeSigner, PeerStorageKey, ReceiveAuthKey, Recipient};
+
+use zeroize::Zeroizing;
 
 use crate::keys::NodeKeys;
 
@@ -199,6 +206,14 @@ impl NodeKeys {
     /// authentication and BOLT 12 offer metadata.
     pub fn expanded_key(&self) -> ExpandedKey {
         self.manager().get_expanded_key()
+    }
+
+    /// The 32 bytes [`NodeKeys::expanded_key`] expands (the secret key at
+    /// `m/5'`): what a remote node needs to rebuild the same `ExpandedKey`
+    /// with `ExpandedKey::new`. A node secret: it leaves only to the node's
+    /// own replicas.
+    pub fn inbound_payment_key_material(&self) -> Zeroizing<[u8; 32]> {
+        self.inbound_payment_key().clone()
     }
 
     /// The peer storage encryption key, `m/6'`

@@ -282,6 +282,10 @@ fn static_keys_match_keys_manager() {
     for seed in &SEEDS {
         let (ours, ldk) = pair(seed);
         assert_eq!(ours.expanded_key(), ldk.get_expanded_key());
+        assert_eq!(
+            ExpandedKey::new(*ours.inbound_payment_key_material()),
+            ldk.get_expanded_key()
+        );
         assert!(ours.peer_storage_key() == ldk.get_peer_storage_key());
         assert!(ours.receive_auth_key() == ldk.get_receive_auth_key());
     }

@@ -2,6 +2,10 @@
 //! `execute` (keys from an LDK `KeysManager`) and a counterparty signed by
 //! LDK's own `InMemorySigner` (another `KeysManager`), so every signature
 //! a test checks comes from real keys over real BOLT 3 transactions.
+//!
+//! The channel itself is [`tidemark_lightning::fixtures::SimulatedChannel`];
+//! this module adds the in-memory pipeline (decide, execute, record, a JSON
+//! round trip for the commit) and panicking shorthands for tests.
 
 #![allow(
     dead_code,
@@ -11,30 +15,33 @@
     clippy::panic
 )]
 
+use std::ops::{Deref, DerefMut};
+
+use bitcoin::ScriptBuf;
 use bitcoin::hashes::Hash as _;
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
-use bitcoin::{ScriptBuf, Txid};
-use lightning::chain::transaction::OutPoint as LdkOutPoint;
-use lightning::ln::chan_utils::{
-    self, ChannelTransactionParameters, CommitmentTransaction,
-    CounterpartyChannelTransactionParameters, HTLCOutputInCommitment,
-};
-use lightning::sign::ecdsa::EcdsaChannelSigner as _;
-use lightning::sign::{ChannelSigner as _, InMemorySigner, KeysManager};
-use lightning::types::features::ChannelTypeFeatures;
-use lightning::types::payment::PaymentHash;
+use lightning::ln::chan_utils::{ChannelTransactionParameters, CommitmentTransaction};
+use lightning::sign::InMemorySigner;
 use tidemark_core::Tag;
 use tidemark_lightning::channel::{
-    ChannelError, ChannelKeys, ChannelKind, ChannelRequest, ChannelSetup, ChannelState,
-    CommitmentData, CommitmentNumber, Context, FundingOutpoint, HolderCommitment, Htlc, Output,
-    Verdict, Warning, decide, execute,
+    ChannelError, ChannelKind, ChannelRequest, ChannelState, CommitmentData, CommitmentNumber,
+    Context, HolderCommitment, Output, Verdict, Warning, decide, execute,
 };
+use tidemark_lightning::fixtures::{self, SimulatedChannel};
 use tidemark_lightning::policy::LightningPolicy;
+use tidemark_lightning::{NodeKeys, RemoteKeyDerivation};
 
-pub const VALUE_SAT: u64 = 1_000_000;
-pub const FEE_SAT: u64 = 10_000;
-pub const FEERATE: u32 = 2_500;
-pub const HEIGHT: u32 = 800_000;
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
+pub use tidemark_lightning::fixtures::{htlc, ldk_htlc};
+
+pub const VALUE_SAT: u64 = fixtures::CHANNEL_VALUE_SAT;
+pub const FEE_SAT: u64 = fixtures::COMMITMENT_FEE_SAT;
+pub const FEERATE: u32 = fixtures::FEERATE_PER_KW;
+pub const HEIGHT: u32 = fixtures::BEST_BLOCK_HEIGHT;
+
+/// The seed the holder's keys derive from.
+pub const HOLDER_SEED: [u8; 32] = [1; 32];
 
 pub fn n(number: u64) -> CommitmentNumber {
     CommitmentNumber::new(number).unwrap()
@@ -85,31 +92,31 @@ impl Outcome {
     }
 }
 
-/// An HTLC from the holder's point of view (`offered`: by the holder).
-pub fn htlc(offered: bool, sat: u64, expiry: u32, tag: u8) -> Htlc {
-    Htlc {
-        offered,
-        amount_msat: sat * 1000,
-        cltv_expiry: expiry,
-        payment_hash: [tag; 32],
-    }
-}
-
+/// A simulated channel (its fields through `Deref`) and the holder's
+/// in-memory pipeline.
 pub struct Channel {
+    pub sim: SimulatedChannel,
+    /// The holder's channel signer (what the in-memory pipeline signs
+    /// with).
+    pub holder: InMemorySigner,
     pub policy: LightningPolicy,
     pub secp: Secp256k1<All>,
     pub wallet: Vec<ScriptBuf>,
     pub best_block: Option<u32>,
-    pub holder: InMemorySigner,
-    pub counterparty: InMemorySigner,
-    pub setup: ChannelSetup,
-    pub kind: ChannelKind,
     pub state: Option<ChannelState>,
-    /// Balances outside HTLCs.
-    pub holder_sat: u64,
-    pub counterparty_sat: u64,
-    /// Pending HTLCs, holder's view.
-    pub htlcs: Vec<Htlc>,
+}
+
+impl Deref for Channel {
+    type Target = SimulatedChannel;
+    fn deref(&self) -> &SimulatedChannel {
+        &self.sim
+    }
+}
+
+impl DerefMut for Channel {
+    fn deref_mut(&mut self) -> &mut SimulatedChannel {
+        &mut self.sim
+    }
 }
 
 fn keys_id(tag: u8) -> [u8; 32] {
@@ -121,47 +128,20 @@ fn keys_id(tag: u8) -> [u8; 32] {
 impl Channel {
     /// A channel not yet set up; the holder opened it.
     pub fn new(kind: ChannelKind) -> Channel {
-        let secp = Secp256k1::new();
-        let holder_keys = KeysManager::new(&[1; 32], 1, 0, true);
-        let counterparty_keys = KeysManager::new(&[2; 32], 1, 0, true);
-        let holder = holder_keys.derive_channel_keys(&keys_id(7));
-        let counterparty = counterparty_keys.derive_channel_keys(&keys_id(9));
-        let features = match kind {
-            ChannelKind::StaticRemoteKey => ChannelTypeFeatures::only_static_remote_key(),
-            ChannelKind::AnchorsZeroFeeHtlcTx => {
-                ChannelTypeFeatures::anchors_zero_htlc_fee_and_dependencies()
-            }
-        };
-        let setup = ChannelSetup {
-            channel_keys_id: holder.channel_keys_id(),
-            holder: ChannelKeys::from_ldk(&holder.pubkeys(&secp)),
-            counterparty: ChannelKeys::from_ldk(&counterparty.pubkeys(&secp)),
-            holder_selected_contest_delay: 144,
-            counterparty_selected_contest_delay: 288,
-            funding_outpoint: FundingOutpoint {
-                txid: Txid::from_byte_array([0x42; 32]),
-                vout: 1,
-            },
-            channel_type: features.le_flags().to_vec(),
-            channel_value_sat: VALUE_SAT,
-            is_outbound: true,
-        };
+        let node =
+            NodeKeys::with_entropy_start(&HOLDER_SEED, RemoteKeyDerivation::V2, 1, 0).unwrap();
         let wallet = vec![ScriptBuf::new_p2wpkh(
             &bitcoin::WPubkeyHash::from_byte_array([0x11; 20]),
         )];
+        let sim = SimulatedChannel::new(&node, keys_id(7), kind);
         Channel {
+            holder: sim.holder_signer().clone(),
+            sim,
             policy: LightningPolicy::default(),
-            secp,
+            secp: Secp256k1::new(),
             wallet,
             best_block: Some(HEIGHT),
-            holder,
-            counterparty,
-            setup,
-            kind,
             state: None,
-            holder_sat: 700_000,
-            counterparty_sat: 300_000,
-            htlcs: Vec::new(),
         }
     }
 
@@ -169,11 +149,9 @@ impl Channel {
     /// commitment 0 validated.
     pub fn open(kind: ChannelKind) -> Channel {
         let mut c = Channel::new(kind);
-        c.ask(ChannelRequest::Setup(Box::new(c.setup.clone())))
-            .unwrap()
-            .signed();
-        c.sign_counterparty(0).signed();
-        c.validate_holder(0).signed();
+        for request in c.sim.opening_requests().unwrap() {
+            c.ask(request).unwrap().signed();
+        }
         c
     }
 
@@ -213,128 +191,56 @@ impl Channel {
         })
     }
 
-    fn anchors_sat(&self) -> u64 {
-        if self.kind.has_anchors() { 660 } else { 0 }
-    }
-
     pub fn counterparty_point(&self, number: u64) -> PublicKey {
-        self.counterparty
-            .get_per_commitment_point(n(number).ldk_index(), &self.secp)
-            .unwrap()
+        self.sim.counterparty_point(number).unwrap()
     }
 
     pub fn counterparty_secret(&self, number: u64) -> [u8; 32] {
-        self.counterparty
-            .release_commitment_secret(n(number).ldk_index())
-            .unwrap()
+        self.sim.counterparty_secret(number).unwrap()
     }
 
     pub fn holder_point(&self, number: u64) -> PublicKey {
-        self.holder
-            .get_per_commitment_point(n(number).ldk_index(), &self.secp)
-            .unwrap()
+        self.sim.holder_point(number).unwrap()
     }
 
     /// The counterparty's commitment `number` at the current balances.
     pub fn counterparty_commitment(&self, number: u64) -> CommitmentData {
-        CommitmentData {
-            number: n(number),
-            per_commitment_point: self.counterparty_point(number),
-            to_broadcaster_sat: self.counterparty_sat,
-            to_countersignatory_sat: self.holder_sat - FEE_SAT - self.anchors_sat(),
-            feerate_per_kw: FEERATE,
-            htlcs: self
-                .htlcs
-                .iter()
-                .map(|h| Htlc {
-                    offered: !h.offered,
-                    ..h.clone()
-                })
-                .collect(),
-        }
+        self.sim.counterparty_commitment(number).unwrap()
     }
 
     /// The holder's commitment `number` at the current balances, without
     /// signatures.
     pub fn holder_data(&self, number: u64) -> CommitmentData {
-        CommitmentData {
-            number: n(number),
-            per_commitment_point: self.holder_point(number),
-            to_broadcaster_sat: self.holder_sat - FEE_SAT - self.anchors_sat(),
-            to_countersignatory_sat: self.counterparty_sat,
-            feerate_per_kw: FEERATE,
-            htlcs: self.htlcs.clone(),
-        }
+        self.sim.holder_data(number).unwrap()
     }
 
     /// The counterparty's view of the channel parameters.
     pub fn counterparty_params(&self) -> ChannelTransactionParameters {
-        let s = &self.setup;
-        ChannelTransactionParameters {
-            holder_pubkeys: s.counterparty.to_ldk(),
-            holder_selected_contest_delay: s.counterparty_selected_contest_delay,
-            is_outbound_from_holder: !s.is_outbound,
-            counterparty_parameters: Some(CounterpartyChannelTransactionParameters {
-                pubkeys: s.holder.to_ldk(),
-                selected_contest_delay: s.holder_selected_contest_delay,
-            }),
-            funding_outpoint: Some(LdkOutPoint {
-                txid: s.funding_outpoint.txid,
-                index: s.funding_outpoint.vout,
-            }),
-            splice_parent_funding_txid: None,
-            channel_type_features: s.channel_type_features(),
-            channel_value_satoshis: s.channel_value_sat,
-        }
+        self.sim.counterparty_params()
     }
 
     /// Holder commitment `data` with the counterparty's real signatures.
     pub fn countersign(&self, data: CommitmentData) -> HolderCommitment {
-        let params = self.counterparty_params();
-        let tx = CommitmentTransaction::new(
-            data.number.ldk_index(),
-            &data.per_commitment_point,
-            data.to_broadcaster_sat,
-            data.to_countersignatory_sat,
-            data.feerate_per_kw,
-            data.htlcs.iter().map(ldk_htlc).collect(),
-            &params.as_counterparty_broadcastable(),
-            &self.secp,
-        );
-        let (sig, htlc_sigs) = self
-            .counterparty
-            .sign_counterparty_commitment(&params, &tx, Vec::new(), Vec::new(), &self.secp)
-            .unwrap();
-        HolderCommitment {
-            commitment: data,
-            counterparty_signature: sig,
-            counterparty_htlc_signatures: htlc_sigs,
-        }
+        self.sim.countersign(data).unwrap()
     }
 
     pub fn holder_commitment(&self, number: u64) -> HolderCommitment {
-        self.countersign(self.holder_data(number))
+        self.sim.holder_commitment(number).unwrap()
     }
 
     pub fn sign_counterparty(&mut self, number: u64) -> Outcome {
-        let data = self.counterparty_commitment(number);
-        self.ask(ChannelRequest::SignCounterpartyCommitment(Box::new(data)))
-            .unwrap()
+        let request = self.sim.sign_counterparty_request(number).unwrap();
+        self.ask(request).unwrap()
     }
 
     pub fn revoke_counterparty(&mut self, number: u64) -> Outcome {
-        let secret = self.counterparty_secret(number);
-        self.ask(ChannelRequest::ValidateCounterpartyRevocation {
-            number: n(number),
-            secret,
-        })
-        .unwrap()
+        let request = self.sim.revocation_request(number).unwrap();
+        self.ask(request).unwrap()
     }
 
     pub fn validate_holder(&mut self, number: u64) -> Outcome {
-        let holder = self.holder_commitment(number);
-        self.ask(ChannelRequest::ValidateHolderCommitment(Box::new(holder)))
-            .unwrap()
+        let request = self.sim.validate_holder_request(number).unwrap();
+        self.ask(request).unwrap()
     }
 
     pub fn release_holder(&mut self, number: u64) -> Outcome {
@@ -346,29 +252,18 @@ impl Channel {
     /// counterparty's, take its revocation of the one before, validate the
     /// holder's, release the holder's secret of the one before.
     pub fn advance(&mut self, number: u64) {
-        self.sign_counterparty(number).signed();
-        self.revoke_counterparty(number - 1).signed();
-        self.validate_holder(number).signed();
-        self.release_holder(number - 1).signed();
+        for request in self.sim.round_requests(number).unwrap() {
+            self.ask(request).unwrap().signed();
+        }
     }
 
     /// The counterparty commitment as the holder's signer rebuilt it.
     pub fn rebuilt_counterparty(&self, data: &CommitmentData) -> CommitmentTransaction {
-        let params = self.setup.transaction_parameters();
-        CommitmentTransaction::new(
-            data.number.ldk_index(),
-            &data.per_commitment_point,
-            data.to_broadcaster_sat,
-            data.to_countersignatory_sat,
-            data.feerate_per_kw,
-            data.htlcs.iter().map(ldk_htlc).collect(),
-            &params.as_counterparty_broadcastable(),
-            &self.secp,
-        )
+        self.sim.rebuilt_counterparty(data)
     }
 
     /// Verifies a counterparty commitment signature with the holder's
-    /// funding key.
+    /// funding key, and its HTLC signatures with the holder's HTLC key.
     pub fn verify_counterparty_signature(&self, data: &CommitmentData, output: &Output) {
         let Output::Commitment {
             signature,
@@ -377,29 +272,9 @@ impl Channel {
         else {
             panic!("not a commitment signature: {output:?}");
         };
-        let tx = self.rebuilt_counterparty(data);
-        let script = chan_utils::make_funding_redeemscript(
-            &self.setup.holder.funding_pubkey,
-            &self.setup.counterparty.funding_pubkey,
-        );
-        let sighash = tx
-            .trust()
-            .built_transaction()
-            .get_sighash_all(&script, VALUE_SAT);
-        self.secp
-            .verify_ecdsa(&sighash, signature, &self.setup.holder.funding_pubkey)
+        self.sim
+            .verify_counterparty_signatures(data, signature, htlc_signatures)
             .unwrap();
-        assert_eq!(htlc_signatures.len(), tx.nondust_htlcs().len());
-    }
-}
-
-pub fn ldk_htlc(h: &Htlc) -> HTLCOutputInCommitment {
-    HTLCOutputInCommitment {
-        offered: h.offered,
-        amount_msat: h.amount_msat,
-        cltv_expiry: h.cltv_expiry,
-        payment_hash: PaymentHash(h.payment_hash),
-        transaction_output_index: None,
     }
 }
 
@@ -410,29 +285,6 @@ pub const KINDS: [ChannelKind; 2] = [
 ];
 
 impl Channel {
-    /// The holder commitment as the holder's signer rebuilds it.
-    pub fn rebuilt_holder(&self, data: &CommitmentData) -> CommitmentTransaction {
-        let params = self.setup.transaction_parameters();
-        CommitmentTransaction::new(
-            data.number.ldk_index(),
-            &data.per_commitment_point,
-            data.to_broadcaster_sat,
-            data.to_countersignatory_sat,
-            data.feerate_per_kw,
-            data.htlcs.iter().map(ldk_htlc).collect(),
-            &params.as_holder_broadcastable(),
-            &self.secp,
-        )
-    }
-
-    /// The 2-of-2 funding script.
-    pub fn funding_script(&self) -> ScriptBuf {
-        chan_utils::make_funding_redeemscript(
-            &self.setup.holder.funding_pubkey,
-            &self.setup.counterparty.funding_pubkey,
-        )
-    }
-
     /// A script that is neither the wallet's nor allowlisted.
     pub fn foreign_script() -> ScriptBuf {
         ScriptBuf::new_p2wpkh(&bitcoin::WPubkeyHash::from_byte_array([0xee; 20]))
