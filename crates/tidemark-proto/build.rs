@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "consensus.proto",
         "admin.proto",
         "bitcoin.proto",
+        "lightning.proto",
     ]
     .map(|f| root.join("tidemark/v1").join(f));
     for f in &files {

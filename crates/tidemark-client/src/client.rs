@@ -8,6 +8,7 @@ use tidemark_proto::v1;
 use tidemark_proto::v1::admin_client::AdminClient;
 use tidemark_proto::v1::bitcoin_client::BitcoinClient;
 use tidemark_proto::v1::consensus_client::ConsensusClient;
+use tidemark_proto::v1::lightning_client::LightningClient;
 use tonic::transport::Channel;
 
 use crate::error::ClientError;
@@ -66,6 +67,7 @@ impl ClientOptions {
 pub struct Client {
     consensus: ConsensusClient<Channel>,
     bitcoin: BitcoinClient<Channel>,
+    lightning: LightningClient<Channel>,
     admin: AdminClient<Channel>,
     deadline: Duration,
 }
@@ -92,12 +94,18 @@ impl Client {
         Client {
             consensus: ConsensusClient::new(channel.clone()),
             bitcoin: BitcoinClient::new(channel.clone()),
+            lightning: LightningClient::new(channel.clone()),
             admin: AdminClient::new(channel),
             deadline,
         }
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// The lightning service's generated client (shares the connection).
+    pub(crate) fn lightning_client(&self) -> LightningClient<Channel> {
+        self.lightning.clone()
+    }
+
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.deadline);
         request

@@ -15,12 +15,17 @@
 //! - `error`: [`ClientError`] and [`Refusal`], decoded from gRPC statuses.
 //! - `client`: [`Client`], [`ClientOptions`].
 //! - `blocking`: [`BlockingClient`].
+//! - [`lightning`]: the lightning service's calls (on [`Client`] and
+//!   [`BlockingClient`]) and the conversion of structured channel requests
+//!   to the wire and of answers back.
 
 mod blocking;
 mod client;
 mod error;
+pub mod lightning;
 
 pub use blocking::BlockingClient;
 pub use client::{Client, ClientOptions};
 pub use error::{ClientError, Refusal};
+pub use lightning::ChannelAnswer;
 pub use tidemark_proto::v1;

@@ -30,10 +30,16 @@
 //! network = "regtest"         # bitcoin, testnet, testnet4, signet, regtest
 //! policy = "policies/bitcoin-wallet.toml"
 //!
+//! [lightning]
+//! node = "ln-node"            # the node key (objects and grants)
+//! network = "regtest"
+//! policy = "policies/lightning-default.toml"
+//! remote_key_derivation = "v2"
+//!
 //! [[clients]]
 //! identity = "replica-1"
-//! keys = ["validator", "payouts"]
-//! domains = ["consensus", "bitcoin"]
+//! keys = ["validator", "payouts", "ln-node"]
+//! domains = ["consensus", "bitcoin", "lightning"]
 //! ```
 
 use std::collections::BTreeSet;
@@ -44,6 +50,10 @@ use serde::Deserialize;
 use tidemark_bitcoin::bitcoin::Network;
 use tidemark_bitcoin::{SpendPolicy, WalletKind};
 use tidemark_core::{ClientId, Domain, KeyId};
+
+mod lightning;
+
+pub use lightning::{LIGHTNING_SEED_LEN, LightningConfig, LightningSection};
 
 /// The configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +109,10 @@ pub struct Config {
     /// On-chain wallets.
     #[serde(default)]
     pub bitcoin: BitcoinSection,
+    /// The Lightning node (at most one: its keys derive from the
+    /// keystore's seed).
+    #[serde(default)]
+    pub lightning: Option<LightningSection>,
     /// The access-control list: one entry per client identity.
     #[serde(default)]
     pub clients: Vec<ClientGrant>,
@@ -290,6 +304,9 @@ impl Config {
         for w in &mut self.bitcoin.wallets {
             join(&mut w.policy);
         }
+        if let Some(l) = self.lightning.as_mut() {
+            lightning::resolve(l, base);
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -330,7 +347,19 @@ impl Config {
                 ));
             }
         }
+        if let Some(l) = &self.lightning {
+            lightning::ids(l).map_err(|(f, m)| field(f, m))?;
+        }
         Ok(())
+    }
+
+    /// The Lightning node, its policy file read and checked against its
+    /// network; `None` when the config has no `[lightning]`.
+    pub fn lightning(&self) -> Result<Option<LightningConfig>, ConfigError> {
+        self.lightning
+            .as_ref()
+            .map(|l| lightning::load(l, &self.file))
+            .transpose()
     }
 
     /// The configured wallets with their policy files read and checked

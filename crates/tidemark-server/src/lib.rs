@@ -12,8 +12,8 @@
 //! - [`limit`]: the in-flight bound (overload is refused, not queued).
 //! - [`status`]: the one mapping from errors and refusals to gRPC statuses.
 //! - [`service`]: what all handlers share and the steps before a decision.
-//! - [`consensus_service`], [`bitcoin_service`], [`admin_service`]: the
-//!   RPC handlers.
+//! - [`consensus_service`], [`bitcoin_service`], [`lightning_service`],
+//!   [`admin_service`]: the RPC handlers.
 //! - [`marks`]: export and raise-only import of marks.
 //! - [`metrics`], [`http`]: Prometheus metrics, `/livez`, `/readyz`.
 //!
@@ -27,6 +27,7 @@ pub mod bitcoin_service;
 pub mod config;
 pub mod consensus_service;
 pub mod http;
+pub mod lightning_service;
 pub mod limit;
 pub mod marks;
 pub mod metrics;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use tidemark_bitcoin::{BitcoinError, WalletSigner};
 use tidemark_core::{KeyBackend, StateStore};
+use tidemark_lightning::{LightningError, LightningSigner, NodeKeys};
 use tidemark_proto::v1;
 use tidemark_signer::Signer;
 use tidemark_tls::{IncomingOptions, TlsIncoming};
@@ -46,7 +48,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 pub use acl::Acl;
-pub use config::{Config, WalletConfig};
+pub use config::{Config, LightningConfig, WalletConfig};
+pub use lightning_service::LightningNode;
 pub use metrics::Metrics;
 pub use service::Shared;
 
@@ -74,6 +77,15 @@ pub enum ServerError {
         wallet: String,
         /// Why.
         source: BitcoinError,
+    },
+    /// The configured Lightning node cannot be served (its channel keys
+    /// counter is unusable).
+    #[error("lightning node {node} cannot be served")]
+    Lightning {
+        /// The node key.
+        node: String,
+        /// Why.
+        source: LightningError,
     },
 }
 
@@ -108,6 +120,17 @@ pub struct ServerOptions {
     pub tezos: tidemark_consensus::TezosPolicy,
     /// The on-chain wallets, over the same store and keys.
     pub wallets: Vec<WalletConfig>,
+    /// The Lightning node, over the same store.
+    pub lightning: Option<LightningOptions>,
+}
+
+/// The Lightning node a server serves: its config and its keys, derived
+/// from the keystore's seed ([`LightningConfig::node_keys`]).
+pub struct LightningOptions {
+    /// The `[lightning]` section, validated, its policy loaded.
+    pub config: LightningConfig,
+    /// The node's keys.
+    pub keys: Arc<NodeKeys>,
 }
 
 impl Server {
@@ -124,10 +147,20 @@ impl Server {
                 .add_wallet(w.name, w.kind, w.network, w.policy)
                 .map_err(|source| ServerError::Wallet { wallet, source })?;
         }
+        let lightning = options
+            .lightning
+            .map(|l| {
+                let node = l.config.node.to_string();
+                lightning_node(options.store.clone(), l, &metrics)
+                    .map(Arc::new)
+                    .map_err(|source| ServerError::Lightning { node, source })
+            })
+            .transpose()?;
         let signer = Signer::new(options.store, options.keys).with_observer(metrics.clone());
         let shared = Arc::new(Shared {
             signer: Arc::new(signer),
             wallets: Arc::new(wallets),
+            lightning,
             acl: options.acl,
             in_flight: limit::InFlight::new(options.max_in_flight),
             metrics,
@@ -186,6 +219,12 @@ impl Server {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
             )
             .add_service(
+                v1::lightning_server::LightningServer::new(
+                    lightning_service::LightningService::new(self.shared.clone()),
+                )
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            )
+            .add_service(
                 v1::admin_server::AdminServer::new(admin_service::AdminService::new(
                     self.shared.clone(),
                 ))
@@ -209,6 +248,24 @@ impl Server {
     }
 }
 
+/// The node's channel signer over `store`, reporting to `metrics`.
+fn lightning_node(
+    store: Arc<dyn StateStore>,
+    options: LightningOptions,
+    metrics: &Arc<Metrics>,
+) -> Result<LightningNode, LightningError> {
+    let LightningOptions { config, keys } = options;
+    let signer = LightningSigner::new(
+        store,
+        keys,
+        config.chain.clone(),
+        config.node.clone(),
+        config.policy,
+    )?
+    .with_observer(metrics.clone());
+    LightningNode::new(config.node, config.network, config.chain, signer)
+}
+
 fn rejection_tag(tag: &str) -> &'static str {
     match tag {
         "no_client_certificate" => "denied-tls-no-certificate",
@@ -224,7 +281,12 @@ fn rejection_tag(tag: &str) -> &'static str {
 /// Keeps the gRPC health service in step with the store: serving while it
 /// can commit, not serving while it is full, corrupt or down.
 async fn watch_health(shared: Arc<Shared>, reporter: tonic_health::server::HealthReporter) {
-    const SERVICES: [&str; 3] = ["", "tidemark.v1.Consensus", "tidemark.v1.Bitcoin"];
+    const SERVICES: [&str; 4] = [
+        "",
+        "tidemark.v1.Consensus",
+        "tidemark.v1.Bitcoin",
+        "tidemark.v1.Lightning",
+    ];
     let mut last = None;
     loop {
         let ready = shared.ready_async().await.is_ok();

@@ -13,6 +13,7 @@ use tonic::{Request, Status};
 use tracing::warn;
 
 use crate::acl::{Acl, Denial};
+use crate::lightning_service::LightningNode;
 use crate::limit::{InFlight, Permit};
 use crate::metrics::Metrics;
 use crate::status;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub signer: Arc<Signer>,
     /// The wallet pipeline (over the same store and keys).
     pub wallets: Arc<WalletSigner>,
+    /// The Lightning node, if the config has one (over the same store).
+    pub lightning: Option<Arc<LightningNode>>,
     /// Who may do what.
     pub acl: Acl,
     /// The in-flight bound.

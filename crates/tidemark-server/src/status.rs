@@ -4,7 +4,8 @@
 //! |------------------------------|----------------------|
 //! | policy or mark refusal       | `FAILED_PRECONDITION`, details = `Refusal` |
 //! | malformed request or PSBT    | `INVALID_ARGUMENT`   |
-//! | unknown key, wallet, intent  | `NOT_FOUND`          |
+//! | lightning input that does not decode, a setup whose keys are not the node's | `INVALID_ARGUMENT` |
+//! | unknown key, wallet, intent, lightning node | `NOT_FOUND` |
 //! | no grant                     | `PERMISSION_DENIED`  |
 //! | no client identity           | `UNAUTHENTICATED`    |
 //! | overload                     | `RESOURCE_EXHAUSTED` |
@@ -15,6 +16,9 @@
 use prost::Message as _;
 use tidemark_bitcoin::BitcoinError;
 use tidemark_core::{KeyError, Mark, Refusal, StoreError};
+use tidemark_lightning::keys::KeysError;
+use tidemark_lightning::node::{NodeError, SweepError};
+use tidemark_lightning::{ChannelError, LightningError};
 use tidemark_proto::v1;
 use tidemark_signer::SignError;
 use tonic::{Code, Status};
@@ -91,6 +95,49 @@ pub fn bitcoin_error(e: &BitcoinError) -> Status {
     }
 }
 
+/// A lightning pipeline error as a status: a request whose values cannot
+/// be used (a setup with another node's keys, a holder point that is not
+/// the holder's, a number out of range) is `INVALID_ARGUMENT`; a store or
+/// counter that cannot commit, or a channel other writers keep moving,
+/// `UNAVAILABLE`.
+pub fn lightning_error(e: &LightningError) -> Status {
+    match e {
+        LightningError::Channel(
+            ChannelError::InvalidRequest(_)
+            | ChannelError::HolderKeysMismatch(_)
+            | ChannelError::HolderPointMismatch(_),
+        )
+        | LightningError::Id(_)
+        | LightningError::Keys(
+            KeysError::CommitmentIndexOutOfRange { .. }
+            | KeysError::InvalidCommitmentSecret { .. }
+            | KeysError::Id(_),
+        ) => Status::invalid_argument(e.to_string()),
+        LightningError::Store(e) | LightningError::Keys(KeysError::Store(e)) => store_error(e),
+        LightningError::Channel(ChannelError::CorruptState(_))
+        | LightningError::Keys(KeysError::Contended { .. } | KeysError::CorruptCounter { .. })
+        | LightningError::CorruptState { .. }
+        | LightningError::Contention(_) => Status::unavailable(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// A node operation's error as a status: the request is not this node's
+/// to sign or does not make sense (`INVALID_ARGUMENT`), or LDK failed
+/// where it never does (`INTERNAL`).
+pub fn node_error(e: &NodeError) -> Status {
+    match e {
+        NodeError::Unexpected { .. } => Status::internal(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// A sweep that is not a policy refusal (the destination rule is a
+/// refusal, see the lightning service): malformed or unspendable input.
+pub fn sweep_error(e: &SweepError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
 fn key_error(e: &KeyError) -> Status {
     match e {
         KeyError::UnknownKey(k) => Status::not_found(format!("unknown key {k}")),
@@ -116,6 +163,49 @@ pub fn overloaded() -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lightning_errors_map_to_the_codes_of_the_table() {
+        let cases: [(LightningError, Code); 8] = [
+            (
+                ChannelError::InvalidRequest("x".into()).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                ChannelError::HolderKeysMismatch("id".into()).into(),
+                Code::InvalidArgument,
+            ),
+            (
+                KeysError::CommitmentIndexOutOfRange { index: 1 << 50 }.into(),
+                Code::InvalidArgument,
+            ),
+            (StoreError::Full("disk".into()).into(), Code::Unavailable),
+            (
+                KeysError::Store(StoreError::Io("eio".into())).into(),
+                Code::Unavailable,
+            ),
+            (LightningError::Contention("chan".into()), Code::Unavailable),
+            (
+                LightningError::CorruptState {
+                    object: "o".into(),
+                    reason: "r".into(),
+                },
+                Code::Unavailable,
+            ),
+            (ChannelError::Signer("sign").into(), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(lightning_error(&error).code(), code, "{error}");
+        }
+        assert_eq!(
+            node_error(&NodeError::InvalidTweak).code(),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            sweep_error(&SweepError::NoDescriptors).code(),
+            Code::InvalidArgument
+        );
+    }
 
     #[test]
     fn wallet_errors_map_to_the_codes_of_the_table() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tidemark_consensus::TezosPolicy;
 use tidemark_core::{KeyBackend, StateStore};
-use tidemark_server::{Acl, Config, Server, ServerOptions};
+use tidemark_server::{Acl, Config, LightningOptions, Server, ServerOptions};
 use tidemark_store::SqliteStore;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -53,11 +53,23 @@ pub fn init_logging(json: bool) {
     };
 }
 
-/// Builds a server from `config`: opens the store and keystore and loads
+/// Builds a server from `config`: opens the store and keystore, derives the
+/// Lightning node's keys from the keystore's seed (if configured) and loads
 /// the TLS material.
 pub fn build(config: &Config) -> anyhow::Result<(Server, Arc<SqliteStore>)> {
     let store = Arc::new(support::open_store(config)?);
-    let keys: Arc<dyn KeyBackend> = Arc::new(support::open_keystore(config)?);
+    let keystore = support::open_keystore(config)?;
+    let lightning = match config.lightning()? {
+        Some(l) => {
+            let keys = keystore.with_seed_for_derivation(|seed| l.node_keys(seed))?;
+            Some(LightningOptions {
+                config: l,
+                keys: Arc::new(keys),
+            })
+        }
+        None => None,
+    };
+    let keys: Arc<dyn KeyBackend> = Arc::new(keystore);
     let tls = tidemark_tls::server_config_from_files(
         &config.tls.ca_cert,
         &config.tls.server_cert,
@@ -75,6 +87,7 @@ pub fn build(config: &Config) -> anyhow::Result<(Server, Arc<SqliteStore>)> {
             allowed_magic: config.consensus.tezos_allowed_magic.clone(),
         },
         wallets: config.wallets()?,
+        lightning,
     })?;
     let metrics_store = store.clone();
     server

@@ -1,6 +1,7 @@
 //! Unit tests of the configuration.
 
 use super::*;
+use tidemark_lightning::RemoteKeyDerivation;
 
 const GOOD: &str = r#"
 [server]
@@ -165,4 +166,116 @@ fn a_duplicate_identity_is_rejected() {
             .to_string()
             .contains("clients[1].identity")
     );
+}
+
+const LIGHTNING: &str = r#"
+[lightning]
+node = "ln-node"
+network = "regtest"
+policy = "policies/lightning-default.toml"
+remote_key_derivation = "v2"
+"#;
+
+fn with_lightning_policy(text: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/lightning-default.toml"),
+        include_str!("../../../../policies/lightning-default.toml"),
+    )
+    .unwrap();
+    let c = Config::parse(text, &dir.path().join("tidemark.toml"), dir.path()).unwrap();
+    (dir, c)
+}
+
+#[test]
+fn a_lightning_section_parses_resolves_its_policy_and_loads_it() {
+    let (dir, c) = with_lightning_policy(&format!("{GOOD}{LIGHTNING}"));
+    let section = c.lightning.as_ref().unwrap();
+    assert_eq!(
+        section.policy,
+        dir.path().join("policies/lightning-default.toml")
+    );
+    let l = c.lightning().unwrap().unwrap();
+    assert_eq!(l.node.as_str(), "ln-node");
+    assert_eq!(l.network, Network::Regtest);
+    assert_eq!(l.chain.as_str(), "regtest");
+    assert_eq!(l.remote_key_derivation, RemoteKeyDerivation::V2);
+    assert_eq!(l.policy, tidemark_lightning::LightningPolicy::default());
+    // No section, no node.
+    assert!(parse(GOOD).unwrap().lightning().unwrap().is_none());
+}
+
+#[test]
+fn a_bad_lightning_field_is_named() {
+    let cases = [
+        ("node = \"ln-node\"", "node = \"a/b\"", "lightning.node"),
+        (
+            "network = \"regtest\"",
+            "network = \"mainnet\"",
+            "lightning.network",
+        ),
+        (
+            "remote_key_derivation = \"v2\"",
+            "remote_key_derivation = \"v3\"",
+            "v3",
+        ),
+        ("policy = ", "seed = \"00\"\npolicy = ", "seed"),
+    ];
+    for (from, to, named) in cases {
+        let text = format!("{GOOD}{}", LIGHTNING.replace(from, to));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(named), "{to}: {e}");
+    }
+    // The derivation is required: a node moving from LDK must say which.
+    let text = format!(
+        "{GOOD}{}",
+        LIGHTNING.replace("remote_key_derivation = \"v2\"\n", "")
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains("remote_key_derivation"), "{e}");
+    // An unreadable policy names its field.
+    let e = parse(&format!("{GOOD}{LIGHTNING}"))
+        .unwrap()
+        .lightning()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("lightning.policy") && e.contains("cannot read"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_lightning_policy_that_downgrades_a_safety_rule_names_the_tag() {
+    let (dir, _) = with_lightning_policy(&format!("{GOOD}{LIGHTNING}"));
+    let path = dir.path().join("policies/lightning-default.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("tags = []", "tags = [\"policy-commitment-retry-same\"]");
+    std::fs::write(&path, text).unwrap();
+    let c = Config::parse(
+        &format!("{GOOD}{LIGHTNING}"),
+        &dir.path().join("tidemark.toml"),
+        dir.path(),
+    )
+    .unwrap();
+    let e = c.lightning().unwrap_err().to_string();
+    assert!(e.contains("lightning.policy"), "{e}");
+    assert!(e.contains("policy-commitment-retry-same"), "{e}");
+}
+
+#[test]
+fn the_node_seed_must_be_32_bytes_and_the_error_says_why() {
+    let (_dir, c) = with_lightning_policy(&format!("{GOOD}{LIGHTNING}"));
+    let l = c.lightning().unwrap().unwrap();
+    let keys = l.node_keys(&[7; 32]).unwrap();
+    assert_eq!(keys.remote_key_derivation(), RemoteKeyDerivation::V2);
+    for len in [16, 31, 33, 64] {
+        let e = l.node_keys(&vec![7; len]).unwrap_err().to_string();
+        assert!(e.contains(&format!("is {len} bytes")), "{e}");
+        assert!(e.contains("exactly 32 bytes"), "{e}");
+        assert!(e.contains("KeysManager"), "{e}");
+        assert!(e.contains("tidemark.toml"), "{e}");
+    }
 }
