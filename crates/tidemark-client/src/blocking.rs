@@ -1,4 +1,7 @@
 //! The blocking client: an async [`Client`] on a runtime of its own.
+//! The lightning calls are in `lightning`.
+
+mod lightning;
 
 use tidemark_proto::v1;
 
