@@ -438,7 +438,7 @@ async fn restricted_signer(parent: &std::path::Path) -> Embedded {
     let text = std::fs::read_to_string(&config).unwrap();
     let grant = |identity: &str| {
         format!(
-            "identity = \"{identity}\"\nkeys = [\"validator\", \"wallet-wpkh\", \"wallet-tr\"]\ndomains = [\"consensus\", \"bitcoin\"]"
+            "identity = \"{identity}\"\nkeys = [\"validator\", \"wallet-wpkh\", \"wallet-tr\", \"ln-node\"]\ndomains = [\"consensus\", \"bitcoin\", \"lightning\"]"
         )
     };
     assert!(text.contains(&grant("replica-2")), "{text}");

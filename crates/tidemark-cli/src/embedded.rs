@@ -14,14 +14,14 @@ use anyhow::Context as _;
 use tidemark_bitcoin::Wallet;
 use tidemark_client::{Client, ClientOptions};
 use tidemark_core::KeyId;
-use tidemark_server::{Config, Server};
+use tidemark_server::{Config, LightningNode, Server};
 use tidemark_store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use crate::commands::init::{DEV_LIGHTNING_NODE, TR_WALLET, WPKH_WALLET};
 use crate::commands::init::{InitArgs, init};
-pub use crate::commands::init::{TR_WALLET, WPKH_WALLET};
 use crate::commands::serve::build;
 use crate::layout::Layout;
 
@@ -161,6 +161,16 @@ impl Embedded {
             .wallet(&key)
             .cloned()
             .with_context(|| format!("the signer serves no wallet {name}"))
+    }
+
+    /// The Lightning node the server serves (its keys: for simulated
+    /// counterparties that build requests for it).
+    pub fn lightning(&self) -> anyhow::Result<Arc<LightningNode>> {
+        self.server
+            .shared()
+            .lightning
+            .clone()
+            .context("the signer serves no lightning node")
     }
 
     /// The directory.

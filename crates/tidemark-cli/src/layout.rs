@@ -11,12 +11,17 @@
 //!   tls/server.crt, .key the signer's certificate
 //!   tls/<client>.crt,.key one certificate per replica, and `admin`
 //!   policies/bitcoin-wallet.toml  the development wallets' spend policy
+//!   policies/lightning-default.toml  the development Lightning node's policy
 //! ```
 
 use std::path::PathBuf;
 
 /// The wallet policy's file name, under `policies/` (as in the repository).
 pub const WALLET_POLICY_FILE: &str = "bitcoin-wallet.toml";
+
+/// The Lightning channel policy's file name, under `policies/` (as in the
+/// repository).
+pub const LIGHTNING_POLICY_FILE: &str = "lightning-default.toml";
 
 /// Paths inside an init directory.
 #[derive(Debug, Clone)]
@@ -74,5 +79,10 @@ impl Layout {
     /// `policies/bitcoin-wallet.toml`.
     pub fn wallet_policy(&self) -> PathBuf {
         self.policies().join(WALLET_POLICY_FILE)
+    }
+
+    /// `policies/lightning-default.toml`.
+    pub fn lightning_policy(&self) -> PathBuf {
+        self.policies().join(LIGHTNING_POLICY_FILE)
     }
 }

@@ -2,7 +2,11 @@
 //!
 //! Besides the validator key it creates two regtest wallets for
 //! development (see [`DEV_WALLETS`]), with the shipped spend policy copied
-//! to `policies/bitcoin-wallet.toml`, and grants the replicas both.
+//! to `policies/bitcoin-wallet.toml`, and a regtest Lightning node
+//! ([`DEV_LIGHTNING_NODE`], its keys derived from the keystore's new
+//! 32-byte seed as LDK's `KeysManager` derives them) with the shipped
+//! channel policy copied to `policies/lightning-default.toml`; it grants
+//! the replicas all of them.
 //!
 //! Refuses to touch a directory that already holds a config, a store or a
 //! keystore: re-running init must never replace a store (that would forget
@@ -23,7 +27,7 @@ use tidemark_keys::{DerivationPath, KdfParams, SoftwareKeystore};
 use tidemark_store::SqliteStore;
 use tidemark_tls::{DevCa, write_pem_files};
 
-use crate::layout::{Layout, WALLET_POLICY_FILE};
+use crate::layout::{LIGHTNING_POLICY_FILE, Layout, WALLET_POLICY_FILE};
 
 /// A development wallet `init` creates: its account key's name, script
 /// type and BIP32 account path (coin type 1': every test network).
@@ -61,6 +65,16 @@ pub const DEV_WALLET_NETWORK: &str = "regtest";
 
 /// The shipped wallet policy, copied into the signer's directory.
 const WALLET_POLICY: &str = include_str!("../../../../policies/bitcoin-wallet.toml");
+
+/// The development Lightning node's key: its objects' key and the grant.
+pub const DEV_LIGHTNING_NODE: &str = "ln-node";
+
+/// The network of the development Lightning node.
+pub const DEV_LIGHTNING_NETWORK: &str = "regtest";
+
+/// The shipped Lightning channel policy, copied into the signer's
+/// directory.
+const LIGHTNING_POLICY: &str = include_str!("../../../../policies/lightning-default.toml");
 
 /// Arguments of `tidemark init`.
 #[derive(Debug, Clone, clap::Args)]
@@ -134,6 +148,10 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             l.wallet_policy().display()
         );
     }
+    println!(
+        "  lightning   {DEV_LIGHTNING_NODE}  ({DEV_LIGHTNING_NETWORK}, keys from the keystore's seed as LDK's KeysManager; policy {})",
+        l.lightning_policy().display()
+    );
     println!();
     println!("Next: tidemark serve --config {}", l.config().display());
     Ok(ExitCode::SUCCESS)
@@ -194,6 +212,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Initialized> {
         .with_context(|| format!("cannot create {}", layout.policies().display()))?;
     std::fs::write(layout.wallet_policy(), WALLET_POLICY)
         .with_context(|| format!("cannot write {}", layout.wallet_policy().display()))?;
+    std::fs::write(layout.lightning_policy(), LIGHTNING_POLICY)
+        .with_context(|| format!("cannot write {}", layout.lightning_policy().display()))?;
 
     // The store, created empty (serve refuses to create one).
     SqliteStore::create(layout.store())?.close();
@@ -241,15 +261,23 @@ fn config_text(args: &InitArgs, clients: &[String]) -> String {
             w.name, w.kind
         );
     }
+    let _ = writeln!(
+        t,
+        "# The development Lightning node: its keys derive from the keystore's 32-byte seed\n\
+         # as LDK's KeysManager derives them; `node` is the key clients are granted.\n\
+         [lightning]\nnode = {DEV_LIGHTNING_NODE:?}\nnetwork = \"{DEV_LIGHTNING_NETWORK}\"\n\
+         policy = \"policies/{LIGHTNING_POLICY_FILE}\"\nremote_key_derivation = \"v2\"\n"
+    );
     let mut keys = vec![args.key.as_str()];
     keys.extend(DEV_WALLETS.iter().map(|w| w.name));
+    keys.push(DEV_LIGHTNING_NODE);
     for c in clients {
         if c == "admin" {
             let _ = writeln!(t, "[[clients]]\nidentity = \"admin\"\nadmin = true\n");
         } else {
             let _ = writeln!(
                 t,
-                "[[clients]]\nidentity = {c:?}\nkeys = {keys:?}\ndomains = [\"consensus\", \"bitcoin\"]\n"
+                "[[clients]]\nidentity = {c:?}\nkeys = {keys:?}\ndomains = [\"consensus\", \"bitcoin\", \"lightning\"]\n"
             );
         }
     }
