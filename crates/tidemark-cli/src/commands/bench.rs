@@ -8,9 +8,12 @@
 //! fdatasync latency of the same disk is measured in the same run, so the
 //! figures can be read as ratios on a noisy machine.
 //!
-//! `--bitcoin` measures PSBT signing instead (the `bitcoin` submodule).
+//! `--bitcoin` measures PSBT signing instead (the `bitcoin` submodule),
+//! `--lightning` counterparty-commitment signing (the `lightning`
+//! submodule).
 
 mod bitcoin;
+mod lightning;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +28,7 @@ use crate::commands::init::WPKH_WALLET;
 use crate::embedded::{Embedded, VALIDATOR_KEY};
 
 pub use bitcoin::{BitcoinBenchReport, bench as bench_bitcoin};
+pub use lightning::{LightningBenchReport, LightningBenchRun, bench as bench_lightning};
 
 /// Arguments of `tidemark bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,11 +45,19 @@ pub struct BenchArgs {
     /// Measure signing a 2-input PSBT for a fresh payment intent each time
     /// (one client: a wallet's decisions are serialized), instead of
     /// CometBFT prevotes.
-    #[arg(long, conflicts_with = "concurrency")]
+    #[arg(long, conflicts_with_all = ["concurrency", "lightning"])]
     pub bitcoin: bool,
     /// The wallet `--bitcoin` signs for: `wallet-wpkh` or `wallet-tr`.
     #[arg(long, default_value = WPKH_WALLET, requires = "bitcoin")]
     pub wallet: String,
+    /// Measure signing a counterparty commitment (a new commitment number
+    /// each time, on one channel per HTLC count, through the policy and
+    /// the durable commit), instead of CometBFT prevotes.
+    #[arg(long, conflicts_with = "concurrency")]
+    pub lightning: bool,
+    /// The HTLC counts `--lightning` measures, one channel each.
+    #[arg(long, value_delimiter = ',', default_values_t = [0u8, 2, 8], requires = "lightning")]
+    pub htlcs: Vec<u8>,
     /// Directory for the signer (its disk is what is measured); a temporary
     /// directory in the system temp dir by default.
     #[arg(long)]
@@ -89,6 +101,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&report)?);
         } else {
             bitcoin::print_table(&report);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.lightning {
+        let report = runtime.block_on(lightning::bench(&args))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            lightning::print_table(&report);
         }
         return Ok(ExitCode::SUCCESS);
     }
