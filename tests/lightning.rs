@@ -184,6 +184,45 @@ async fn a_counterparty_commitment_is_signed_verified_and_replayed_by_another_re
         assert_eq!(r.mark("holder_revoked_through"), Some(0), "{r:?}");
         assert_eq!(r.mark("closed"), Some(0), "{r:?}");
     }
+    // Every decision is counted by domain, outcome and tag.
+    let metrics = signer.server.shared().render_metrics();
+    for line in [
+        "client=\"replica-2\",domain=\"lightning\",outcome=\"replayed\",tag=\"\"} 2",
+        "client=\"replica-2\",domain=\"lightning\",outcome=\"refused\",tag=\"policy-commitment-retry-same\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    signer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_health_covers_the_lightning_service() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let signer = support::signer(1).await;
+    let options = signer.client_options("replica-1").unwrap();
+    let channel =
+        tidemark_tls::lazy_channel(&signer.addr.to_string(), "localhost", options.tls).unwrap();
+    let mut health = HealthClient::new(channel);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: "tidemark.v1.Lightning".into(),
+            })
+            .await;
+        if let Ok(a) = answer {
+            if ServingStatus::try_from(a.into_inner().status) == Ok(ServingStatus::Serving) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tidemark.v1.Lightning is not serving"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     signer.stop().await;
 }
 
