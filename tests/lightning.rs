@@ -212,10 +212,9 @@ async fn grpc_health_covers_the_lightning_service() {
                 service: "tidemark.v1.Lightning".into(),
             })
             .await;
-        if let Ok(a) = answer {
-            if ServingStatus::try_from(a.into_inner().status) == Ok(ServingStatus::Serving) {
-                break;
-            }
+        let status = answer.map(|a| ServingStatus::try_from(a.into_inner().status));
+        if matches!(status, Ok(Ok(ServingStatus::Serving))) {
+            break;
         }
         assert!(
             Instant::now() < deadline,
