@@ -14,8 +14,9 @@
 //! - [`number`]: BOLT 3 commitment numbers (counting up) and LDK indexes.
 //! - [`state`]: [`ChannelState`], stored as JSON per channel.
 //! - [`request`]: [`ChannelRequest`] and its structured parts.
-//! - `decide`: dispatch and the setup rules; `counterparty`, `holder`,
-//!   `spend` and `close`: the rules of each kind of request.
+//! - `decide`: dispatch and the setup rules; `import`: an open channel's
+//!   position taken over from the node that ran it; `counterparty`,
+//!   `holder`, `spend` and `close`: the rules of each kind of request.
 //! - `build`: rebuilding BOLT 3 transactions with LDK's `chan_utils`.
 //! - [`execute`](execute()): signing with LDK's `InMemorySigner`.
 //! - `secrets`: BOLT 3 compact storage of revocation secrets.
@@ -34,6 +35,7 @@ mod decide;
 mod error;
 mod execute;
 mod holder;
+mod import;
 pub mod number;
 pub mod request;
 mod secrets;
@@ -47,9 +49,9 @@ pub use error::ChannelError;
 pub use execute::execute;
 pub use number::{CommitmentNumber, MAX_COMMITMENT_NUMBER};
 pub use request::{
-    AnchorSpend, Announcement, ChannelRequest, ClosingProposal, CommitmentData,
-    CounterpartyHtlcSpend, HolderCommitment, HolderHtlcSpend, Htlc, JusticeSpend, SpendInput,
-    SpendTx,
+    AnchorSpend, Announcement, ChannelImport, ChannelRequest, ClosingProposal, CommitmentData,
+    CounterpartyHtlcSpend, HolderCommitment, HolderHtlcSpend, Htlc, ImportedCommitment,
+    ImportedSecret, JusticeSpend, SpendInput, SpendTx,
 };
 pub use secrets::{RevocationSecrets, SecretMismatch};
 pub use state::{

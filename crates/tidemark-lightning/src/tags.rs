@@ -86,6 +86,12 @@ pub const FUNDING_OUTPOINT_CHANGED: Tag = Tag::new("policy-funding-outpoint-chan
 pub const CHANNEL_CLOSED: Tag = Tag::new("policy-channel-closed");
 /// A channel type the policy does not allow or the signer cannot rebuild.
 pub const CHANNEL_TYPE: Tag = Tag::new("policy-channel-type");
+/// An import of an open channel whose parts do not fit together: numbers
+/// out of step (more than two unrevoked commitments, a gap, a holder
+/// revocation ahead of the holder commitment), revocation secrets other
+/// than the compact store's entries, or holder signatures of a
+/// counterparty commitment that do not verify.
+pub const IMPORT_INCONSISTENT: Tag = Tag::new("policy-import-inconsistent");
 /// A channel announcement whose funding keys or short channel id are not
 /// this channel's.
 pub const ANNOUNCEMENT_MISMATCH: Tag = Tag::new("policy-announcement-mismatch");
@@ -104,7 +110,7 @@ pub const HTLC_CLTV_RANGE: Tag = Tag::new("policy-htlc-cltv-range");
 pub const CONTEST_DELAY_RANGE: Tag = Tag::new("policy-contest-delay-range");
 
 /// The funds-safety rules: never downgradable.
-pub const SAFETY: [&Tag; 24] = [
+pub const SAFETY: [&Tag; 25] = [
     &COMMITMENT_RETRY_SAME,
     &COMMITMENT_PREVIOUS_REVOKED,
     &COMMITMENT_NOT_NEXT,
@@ -129,6 +135,7 @@ pub const SAFETY: [&Tag; 24] = [
     &CHANNEL_CLOSED,
     &CHANNEL_TYPE,
     &ANNOUNCEMENT_MISMATCH,
+    &IMPORT_INCONSISTENT,
 ];
 
 /// The business rules: an operator may downgrade each to a warning.

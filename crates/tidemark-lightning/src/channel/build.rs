@@ -4,6 +4,7 @@
 //! above the channel value).
 
 use bitcoin::hashes::{Hash as _, HashEngine as _, sha256};
+use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::secp256k1::{All, Message, Secp256k1};
 use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{Amount, ScriptBuf};
@@ -188,37 +189,85 @@ pub(crate) fn verify_counterparty_signatures(
     holder: &HolderCommitment,
     secp: &Secp256k1<All>,
 ) -> Result<(), String> {
+    verify_countersignatures(
+        setup,
+        params,
+        tx,
+        Broadcaster::Holder,
+        &holder.counterparty_signature,
+        &holder.counterparty_htlc_signatures,
+        secp,
+    )
+    .map_err(|what| format!("the counterparty's {what} does not verify"))
+}
+
+/// Verifies the holder's own signatures of a counterparty commitment built
+/// by [`commitment`] (signatures the node released before an import).
+pub(crate) fn verify_holder_signatures(
+    setup: &ChannelSetup,
+    params: &ChannelTransactionParameters,
+    tx: &CommitmentTransaction,
+    signature: &Signature,
+    htlc_signatures: &[Signature],
+    secp: &Secp256k1<All>,
+) -> Result<(), String> {
+    verify_countersignatures(
+        setup,
+        params,
+        tx,
+        Broadcaster::Counterparty,
+        signature,
+        htlc_signatures,
+        secp,
+    )
+    .map_err(|what| format!("the holder's {what} does not verify"))
+}
+
+/// Verifies the countersignatory's signatures of a commitment that
+/// `broadcaster` broadcasts: the commitment's, with the countersignatory's
+/// funding key, and each HTLC transaction's, with its HTLC key. The error
+/// names the signature that failed.
+fn verify_countersignatures(
+    setup: &ChannelSetup,
+    params: &ChannelTransactionParameters,
+    tx: &CommitmentTransaction,
+    broadcaster: Broadcaster,
+    signature: &Signature,
+    htlc_signatures: &[Signature],
+    secp: &Secp256k1<All>,
+) -> Result<(), String> {
+    let (funding_key, contest_delay) = match broadcaster {
+        Broadcaster::Holder => (
+            setup.counterparty.funding_pubkey,
+            params.as_holder_broadcastable().contest_delay(),
+        ),
+        Broadcaster::Counterparty => (
+            setup.holder.funding_pubkey,
+            params.as_counterparty_broadcastable().contest_delay(),
+        ),
+    };
     let trusted = tx.trust();
     let built = trusted.built_transaction();
     let sighash = built.get_sighash_all(&funding_script(setup), setup.channel_value_sat);
-    secp.verify_ecdsa(
-        &sighash,
-        &holder.counterparty_signature,
-        &setup.counterparty.funding_pubkey,
-    )
-    .map_err(|_| "the counterparty's commitment signature does not verify".to_owned())?;
+    secp.verify_ecdsa(&sighash, signature, &funding_key)
+        .map_err(|_| "commitment signature".to_owned())?;
     let htlcs = tx.nondust_htlcs();
-    if htlcs.len() != holder.counterparty_htlc_signatures.len() {
+    if htlcs.len() != htlc_signatures.len() {
         return Err(format!(
-            "{} HTLC signatures for {} HTLC outputs",
-            holder.counterparty_htlc_signatures.len(),
+            "set of {} HTLC signatures for {} HTLC outputs",
+            htlc_signatures.len(),
             htlcs.len()
         ));
     }
     let features = &params.channel_type_features;
     let keys = trusted.keys();
-    let contest_delay = params.as_holder_broadcastable().contest_delay();
     let sighash_type = if features.supports_anchors_zero_fee_htlc_tx() {
         EcdsaSighashType::SinglePlusAnyoneCanPay
     } else {
         EcdsaSighashType::All
     };
-    let counterparty_htlc_key = keys.countersignatory_htlc_key.to_public_key();
-    for (i, (htlc, sig)) in htlcs
-        .iter()
-        .zip(&holder.counterparty_htlc_signatures)
-        .enumerate()
-    {
+    let countersignatory_htlc_key = keys.countersignatory_htlc_key.to_public_key();
+    for (i, (htlc, sig)) in htlcs.iter().zip(htlc_signatures).enumerate() {
         let htlc_tx = chan_utils::build_htlc_transaction(
             &built.txid,
             tx.negotiated_feerate_per_kw(),
@@ -236,12 +285,10 @@ pub(crate) fn verify_counterparty_signatures(
                 Amount::from_sat(htlc.amount_msat / 1000),
                 sighash_type,
             )
-            .map_err(|e| format!("HTLC {i}: {e}"))?;
+            .map_err(|e| format!("signature of HTLC output {i} ({e})"))?;
         let message = Message::from_digest(sighash.to_byte_array());
-        secp.verify_ecdsa(&message, sig, &counterparty_htlc_key)
-            .map_err(|_| {
-                format!("the counterparty's signature of HTLC output {i} does not verify")
-            })?;
+        secp.verify_ecdsa(&message, sig, &countersignatory_htlc_key)
+            .map_err(|_| format!("signature of HTLC output {i}"))?;
     }
     Ok(())
 }

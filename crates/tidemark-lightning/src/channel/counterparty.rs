@@ -16,7 +16,6 @@ use bitcoin::secp256k1::{PublicKey, SecretKey};
 
 use crate::channel::build::{self, Broadcaster};
 use crate::channel::decide::{Rules, Stop, kind, refuse};
-use crate::channel::error::ChannelError;
 use crate::channel::number::CommitmentNumber;
 use crate::channel::request::CommitmentData;
 use crate::channel::state::{ChannelState, SignedCommitment};
@@ -50,9 +49,16 @@ pub(crate) fn sign(
                     htlc_signatures: released.htlc_signatures.clone(),
                 },
             }),
-            (Ok(d), None) if d == signed.digest => Err(Stop::Error(ChannelError::CorruptState(
-                format!("counterparty commitment {n} is stored without its signatures"),
-            ))),
+            // Only an import stores a commitment without its signatures:
+            // they are not signed again, since the signer cannot tell that
+            // the content is what the node signed before the move.
+            (Ok(d), None) if d == signed.digest => refuse(
+                &tags::COMMITMENT_RETRY_SAME,
+                format!(
+                    "counterparty commitment {n} was imported without its signatures; \
+                     they cannot be replayed, and it is not signed again"
+                ),
+            ),
             (Err(Stop::Error(e)), _) => Err(Stop::Error(e)),
             _ => refuse(
                 &tags::COMMITMENT_RETRY_SAME,

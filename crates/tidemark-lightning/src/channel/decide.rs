@@ -14,7 +14,7 @@ use crate::channel::error::ChannelError;
 use crate::channel::request::{ChannelRequest, CommitmentData};
 use crate::channel::state::{ChannelKind, ChannelSetup, ChannelState};
 use crate::channel::verdict::{Action, Context, Operation, Output, Verdict, Warning};
-use crate::channel::{close, counterparty, holder, spend};
+use crate::channel::{close, counterparty, holder, import, spend};
 use crate::policy::LightningPolicy;
 use crate::tags;
 
@@ -186,6 +186,7 @@ pub fn decide(
     use ChannelRequest as R;
     let decided = match (request, state) {
         (R::Setup(setup), _) => decide_setup(rules, state, setup),
+        (R::Import(i), _) => import::import(rules, state, i),
         (R::PerCommitmentPoint(n), _) => Ok(rules.sign(None, Operation::PerCommitmentPoint(*n))),
         (_, None) => refuse(
             &tags::CHANNEL_UNKNOWN,
@@ -207,7 +208,7 @@ pub fn decide(
                 R::SignHolderAnchor(r) => spend::anchor(rules, s, r),
                 R::SignClosing(r) => close::closing(rules, s, r),
                 R::SignChannelAnnouncement(r) => close::announcement(rules, s, r),
-                R::Setup(_) | R::PerCommitmentPoint(_) => Err(Stop::Error(
+                R::Setup(_) | R::Import(_) | R::PerCommitmentPoint(_) => Err(Stop::Error(
                     ChannelError::InvalidRequest("request dispatched twice".into()),
                 )),
             }
@@ -248,6 +249,18 @@ fn decide_setup(
             "the channel was set up with other parameters".into(),
         );
     }
+    check_new_setup(&mut rules, setup)?;
+    let operation = Operation::VerifySetup {
+        channel_keys_id: setup.channel_keys_id,
+        holder: setup.holder,
+    };
+    rules.params = Some(setup.transaction_parameters());
+    Ok(rules.sign(Some(ChannelState::new(setup.clone())), operation))
+}
+
+/// The rules of a new channel's parameters (a setup, or the setup part of
+/// an import): its value, its type and both contest delays.
+pub(crate) fn check_new_setup(rules: &mut Rules<'_>, setup: &ChannelSetup) -> Result<(), Stop> {
     if setup.channel_value_sat == 0 || setup.channel_value_sat > 21_000_000 * 100_000_000 {
         return Err(ChannelError::InvalidRequest(format!(
             "channel value {} sat",
@@ -287,10 +300,5 @@ fn decide_setup(
             || format!("the {side}-selected contest delay {delay} is outside {min}..={max}"),
         )?;
     }
-    let operation = Operation::VerifySetup {
-        channel_keys_id: setup.channel_keys_id,
-        holder: setup.holder,
-    };
-    rules.params = Some(setup.transaction_parameters());
-    Ok(rules.sign(Some(ChannelState::new(setup.clone())), operation))
+    Ok(())
 }

@@ -2,7 +2,7 @@
 //! `InMemorySigner`). Every transaction in an action was built by
 //! `decide` from the stored parameters; this module only signs it.
 
-use bitcoin::secp256k1::{All, Secp256k1};
+use bitcoin::secp256k1::{All, PublicKey, Secp256k1};
 use lightning::ln::chan_utils::ChannelTransactionParameters;
 use lightning::sign::ecdsa::EcdsaChannelSigner as _;
 use lightning::sign::{
@@ -11,6 +11,7 @@ use lightning::sign::{
 use zeroize::Zeroizing;
 
 use crate::channel::error::ChannelError;
+use crate::channel::number::CommitmentNumber;
 use crate::channel::state::ChannelKeys;
 use crate::channel::verdict::{Action, HolderSecret, Operation, Output};
 
@@ -38,13 +39,17 @@ pub fn execute(
             channel_keys_id,
             holder,
         } => {
-            if signer.channel_keys_id() != *channel_keys_id
-                || ChannelKeys::from_ldk(&signer.pubkeys(secp)) != *holder
-            {
-                return Err(ChannelError::HolderKeysMismatch(hex::encode(
-                    channel_keys_id,
-                )));
-            }
+            verify_keys(signer, channel_keys_id, holder, secp)?;
+            Ok(Output::Done)
+        }
+        Operation::VerifyImport {
+            channel_keys_id,
+            holder,
+            number,
+            point,
+        } => {
+            verify_keys(signer, channel_keys_id, holder, secp)?;
+            check_holder_point(signer, *number, point, secp)?;
             Ok(Output::Done)
         }
         Operation::PerCommitmentPoint(n) => signer
@@ -56,12 +61,7 @@ pub fn execute(
             .map(|s| Output::HolderSecret(HolderSecret(Zeroizing::new(s))))
             .map_err(signer_failed("release a per-commitment secret")),
         Operation::CheckHolderPoint { number, point } => {
-            let ours = signer
-                .get_per_commitment_point(number.ldk_index(), secp)
-                .map_err(signer_failed("derive a per-commitment point"))?;
-            if ours != *point {
-                return Err(ChannelError::HolderPointMismatch(number.get()));
-            }
+            check_holder_point(signer, *number, point, secp)?;
             Ok(Output::Done)
         }
         Operation::SignCounterpartyCommitment(tx) => signer
@@ -163,4 +163,37 @@ pub fn execute(
             .map(Output::Signature)
             .map_err(signer_failed("sign a channel announcement")),
     }
+}
+
+/// The keys of `signer` are those of `channel_keys_id` and are `holder`.
+fn verify_keys(
+    signer: &InMemorySigner,
+    channel_keys_id: &[u8; 32],
+    holder: &ChannelKeys,
+    secp: &Secp256k1<All>,
+) -> Result<(), ChannelError> {
+    if signer.channel_keys_id() != *channel_keys_id
+        || ChannelKeys::from_ldk(&signer.pubkeys(secp)) != *holder
+    {
+        return Err(ChannelError::HolderKeysMismatch(hex::encode(
+            channel_keys_id,
+        )));
+    }
+    Ok(())
+}
+
+/// `point` is the holder's own per-commitment point of commitment `number`.
+fn check_holder_point(
+    signer: &InMemorySigner,
+    number: CommitmentNumber,
+    point: &PublicKey,
+    secp: &Secp256k1<All>,
+) -> Result<(), ChannelError> {
+    let ours = signer
+        .get_per_commitment_point(number.ldk_index(), secp)
+        .map_err(signer_failed("derive a per-commitment point"))?;
+    if ours != *point {
+        return Err(ChannelError::HolderPointMismatch(number.get()));
+    }
+    Ok(())
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channel::number::CommitmentNumber;
 use crate::channel::serde_hex;
-use crate::channel::state::ChannelSetup;
+use crate::channel::state::{ChannelSetup, CommitmentSignatures};
 
 /// An HTLC as it appears in a commitment transaction (above dust).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,62 @@ pub struct HolderCommitment {
     /// outputs of the rebuilt transaction (LDK's `nondust_htlcs()` order).
     #[serde(with = "serde_hex::signatures")]
     pub counterparty_htlc_signatures: Vec<Signature>,
+}
+
+/// A counterparty commitment the node signed before it moved to the
+/// signer, as part of a [`ChannelImport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedCommitment {
+    /// Its content (LDK: the counterparty commitment the `ChannelMonitor`
+    /// holds for this number).
+    pub commitment: CommitmentData,
+    /// The signatures the node released for it, if the operator has them
+    /// (LDK does not keep them; a `KeysManager` over the same seed computes
+    /// them again, deterministically). They are verified against the
+    /// rebuilt transaction. Without them an identical retry of this number
+    /// cannot be replayed and is refused `policy-commitment-retry-same`.
+    pub signatures: Option<CommitmentSignatures>,
+}
+
+/// One counterparty revocation secret received before the import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportedSecret {
+    /// The revoked counterparty commitment.
+    pub number: CommitmentNumber,
+    /// Its per-commitment secret.
+    pub secret: [u8; 32],
+}
+
+/// The position of an open channel, taken from the node that ran it
+/// (LDK's `KeysManager` over the same seed), so that the signer continues
+/// where the node stopped. The operator vouches for it being the node's
+/// newest persisted state; the signer checks everything it can (see
+/// `docs/lightning.md`, "Importing an open channel").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelImport {
+    /// The channel's parameters, as [`ChannelRequest::Setup`] gives them.
+    pub setup: ChannelSetup,
+    /// The newest counterparty commitment signed and, if the counterparty
+    /// has not revoked it yet (or to check its secret), the one before it;
+    /// oldest first, consecutive numbers. The next one signed is the
+    /// newest's number plus one.
+    pub counterparty_signed: Vec<ImportedCommitment>,
+    /// How many counterparty commitments are revoked: every number below
+    /// this one (the newest signed, or the one before it).
+    pub counterparty_revoked: u64,
+    /// The BOLT 3 compact storage of the counterparty's revocation
+    /// secrets: exactly the entries a store that received the secrets of
+    /// commitments `0..counterparty_revoked` in order holds (at most 49;
+    /// [`RevocationSecrets::compact_numbers`](crate::channel::RevocationSecrets::compact_numbers)
+    /// lists their numbers).
+    pub counterparty_secrets: Vec<ImportedSecret>,
+    /// The newest holder commitment validated, with the counterparty's
+    /// signatures.
+    pub holder: HolderCommitment,
+    /// The highest holder commitment whose secret was released (`None`
+    /// before the first release): the holder's number minus one, or minus
+    /// two while the newest revocation is still to be sent.
+    pub holder_revoked_through: Option<CommitmentNumber>,
 }
 
 /// One input of a transaction the signer builds.
@@ -234,6 +290,9 @@ pub enum ChannelRequest {
     /// Fix the channel's parameters (once; the funding outpoint never
     /// changes).
     Setup(Box<ChannelSetup>),
+    /// Import an open channel's position from the node that ran it (once,
+    /// onto a channel with no state).
+    Import(Box<ChannelImport>),
     /// The holder's per-commitment point of a commitment (public; may be
     /// asked before setup, for `open_channel`).
     PerCommitmentPoint(CommitmentNumber),
@@ -272,6 +331,7 @@ impl ChannelRequest {
     pub fn kind(&self) -> &'static str {
         match self {
             ChannelRequest::Setup(_) => "setup",
+            ChannelRequest::Import(_) => "import",
             ChannelRequest::PerCommitmentPoint(_) => "per-commitment-point",
             ChannelRequest::ReleaseHolderSecret(_) => "release-holder-secret",
             ChannelRequest::ValidateHolderCommitment(_) => "validate-holder-commitment",

@@ -99,6 +99,40 @@ impl RevocationSecrets {
         Ok(())
     }
 
+    /// The commitment numbers whose secrets a store holds after receiving,
+    /// in order, the secrets of every commitment below `revoked`: for each
+    /// position, the newest number at it. Ascending (the order to
+    /// [`provide`](Self::provide) them in). Empty for 0; `None` above 2^48.
+    pub fn compact_numbers(revoked: u64) -> Option<Vec<u64>> {
+        if revoked > NO_INDEX {
+            return None;
+        }
+        if revoked == 0 {
+            return Some(Vec::new());
+        }
+        // The lowest index revealed: every index from here up is.
+        let lowest = NO_INDEX - revoked;
+        let mut indexes = Vec::new();
+        for pos in 0..48u32 {
+            // The lowest index at `pos` (an odd multiple of 2^pos) that is
+            // not below `lowest`.
+            let mut k = lowest.div_ceil(1 << pos);
+            if k.is_multiple_of(2) {
+                k += 1;
+            }
+            let index = k << pos;
+            if index < NO_INDEX {
+                indexes.push(index);
+            }
+        }
+        if lowest == 0 {
+            indexes.push(0);
+        }
+        let mut numbers: Vec<u64> = indexes.into_iter().map(|i| NO_INDEX - 1 - i).collect();
+        numbers.sort_unstable();
+        Some(numbers)
+    }
+
     /// The secret of `index`, if it was revealed.
     pub fn get(&self, index: u64) -> Option<[u8; 32]> {
         if index >= NO_INDEX {
@@ -138,6 +172,29 @@ mod tests {
         }
         assert!(ours.entries.len() <= 49);
         assert_eq!(ours.get(MAX - 1000), None);
+    }
+
+    #[test]
+    fn compact_numbers_are_the_entries_a_store_keeps() {
+        let seed = [0x77; 32];
+        let mut ours = RevocationSecrets::new();
+        assert_eq!(RevocationSecrets::compact_numbers(0), Some(vec![]));
+        for revoked in 1..300u64 {
+            let index = MAX - (revoked - 1);
+            ours.provide(index, build_commitment_secret(&seed, index))
+                .unwrap();
+            let mut kept: Vec<u64> = ours.entries.iter().map(|e| MAX - e.index).collect();
+            kept.sort_unstable();
+            assert_eq!(
+                RevocationSecrets::compact_numbers(revoked),
+                Some(kept),
+                "{revoked}"
+            );
+        }
+        let all = RevocationSecrets::compact_numbers(NO_INDEX).unwrap();
+        assert_eq!(all.len(), 49);
+        assert_eq!(all.last(), Some(&MAX));
+        assert_eq!(RevocationSecrets::compact_numbers(NO_INDEX + 1), None);
     }
 
     #[test]

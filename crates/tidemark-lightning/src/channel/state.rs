@@ -13,6 +13,9 @@
 //!   in `counterparty.secrets`; at most two are unrevoked.
 //! - `holder.current` is the newest validated holder commitment;
 //!   `holder.revoked_through` is below its number.
+//! - A state made by an import (see `import`) keeps these invariants; it
+//!   has no `holder.previous`, and its counterparty commitments may lack
+//!   their `released` signatures.
 
 use bitcoin::Txid;
 use bitcoin::secp256k1::PublicKey;
@@ -226,9 +229,10 @@ pub struct SignedCommitment {
     pub to_holder_sat: u64,
     /// How many HTLC outputs it has.
     pub htlc_count: u32,
-    /// The signatures released. `None` only in a new state between
-    /// `decide` and [`ChannelState::record`]; a stored state always has
-    /// them.
+    /// The signatures released. `None` in a new state between `decide`
+    /// and [`ChannelState::record`], and in a stored state only for a
+    /// commitment imported without its signatures (an identical retry of
+    /// it is refused, not signed again).
     pub released: Option<CommitmentSignatures>,
 }
 

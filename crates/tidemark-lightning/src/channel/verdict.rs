@@ -104,6 +104,18 @@ pub enum Operation {
         /// The holder keys the setup claims.
         holder: ChannelKeys,
     },
+    /// Check an import: the keys of `channel_keys_id` are `holder`, and
+    /// the holder commitment imported carries the holder's own point.
+    VerifyImport {
+        /// The id the keys derive from.
+        channel_keys_id: [u8; 32],
+        /// The holder keys the import's setup claims.
+        holder: ChannelKeys,
+        /// The imported holder commitment.
+        number: CommitmentNumber,
+        /// The point it carries.
+        point: PublicKey,
+    },
     /// The holder's per-commitment point.
     PerCommitmentPoint(CommitmentNumber),
     /// Release the holder's per-commitment secret.
@@ -183,6 +195,7 @@ impl Operation {
         match self {
             Operation::Acknowledge => "acknowledge",
             Operation::VerifySetup { .. } => "verify-setup",
+            Operation::VerifyImport { .. } => "verify-import",
             Operation::PerCommitmentPoint(_) => "per-commitment-point",
             Operation::ReleaseHolderSecret(_) => "release-holder-secret",
             Operation::CheckHolderPoint { .. } => "check-holder-point",
