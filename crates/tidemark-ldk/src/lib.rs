@@ -1,0 +1,52 @@
+//! LDK's signer traits over the Tidemark signer: every replica of an LDK
+//! node signs through Tidemark, which keeps each channel's state and
+//! refuses what would lose funds (two counterparty commitments for one
+//! number, a revoked holder commitment).
+//!
+//! ```text
+//! LDK ChannelManager / ChainMonitor
+//!   │ SignerProvider, NodeSigner, EntropySource, OutputSpender
+//!   ▼
+//! TidemarkSigner ──derive_channel_signer──> TidemarkChannelSigner
+//!   │ BlockingClient (own tokio runtime thread, deadline per call)
+//!   ▼ gRPC over mutual TLS
+//! tidemark serve (tidemark.v1.Lightning)
+//! ```
+//!
+//! # Async signing
+//!
+//! When the signer is unreachable or busy (transport error, UNAVAILABLE,
+//! RESOURCE_EXHAUSTED, deadline), the calls LDK may retry return `Err(())`
+//! and mark the channel blocked; a watcher thread probes the signer and,
+//! when it answers, runs the callbacks registered with
+//! [`TidemarkSigner::on_unblocked`] (wire them to
+//! `ChannelManager::signer_unblocked(None)` and
+//! `ChainMonitor::signer_unblocked(None)`). Validations never fail for a
+//! transient reason (they retry up to [`AdapterConfig::validation_patience`]).
+//! A policy refusal is logged with its tag, counted in
+//! [`TidemarkSigner::refusals`] and returned once as `Err(())`.
+//!
+//! # Limits
+//!
+//! - The setup is sent before the first call that carries the channel's
+//!   parameters. LDK validates an inbound channel's first holder
+//!   commitment before any such call: that validation finds no channel on
+//!   the signer (`policy-channel-unknown`) and fails.
+//! - Splicing and phantom nodes are not supported.
+//!
+//! # Layout
+//!
+//! - `node`: [`TidemarkSigner`], [`AdapterConfig`], [`AdapterError`].
+//! - `channel`: [`TidemarkChannelSigner`].
+//! - `connection`: call classification, blocked channels, the watcher,
+//!   [`Refusals`].
+//! - `convert`: LDK's arguments to structured channel requests.
+
+mod channel;
+mod connection;
+mod convert;
+mod node;
+
+pub use channel::TidemarkChannelSigner;
+pub use connection::{Backoff, Refusals, UnblockedCallback};
+pub use node::{AdapterConfig, AdapterError, TidemarkSigner};
