@@ -1,4 +1,23 @@
 //! Errors as the client sees them.
+//!
+//! # Transport failures
+//!
+//! tonic reports a connection that broke under a call (reset, closed, an
+//! HTTP/2 error) as a status it made up on the client side: usually
+//! `UNKNOWN` "transport error", sometimes `INTERNAL`, `CANCELLED` or
+//! `UNAVAILABLE` from the HTTP/2 reason. Such a status carries the error
+//! that caused it as its `source()`; a status the signer sent arrives in
+//! the response trailers and has no source. So a status is a transport
+//! failure when its source chain holds a [`tonic::transport::Error`], a
+//! [`hyper::Error`] or a [`std::io::Error`], and it maps to
+//! [`ClientError::Unavailable`] (retryable) whatever its code. A genuine
+//! `UNKNOWN` or `INTERNAL` from the signer (no source) stays
+//! [`ClientError::Other`], not retryable: the signer decided something
+//! went wrong and retrying blindly would hide it. Retrying after a
+//! transport failure is safe: the call may have been decided, and an
+//! identical repeat returns the stored answer (`REPLAYED`).
+
+use std::error::Error as _;
 
 use prost::Message as _;
 use tidemark_proto::v1;
@@ -80,9 +99,37 @@ impl ClientError {
     }
 }
 
+/// True if `status` was made up by the client's transport (its source
+/// chain holds a transport, hyper or I/O error) rather than sent by the
+/// signer. The client's own deadline ([`tonic::TimeoutExpired`]) is not a
+/// transport failure: it stays [`ClientError::DeadlineExceeded`].
+fn is_transport_failure(status: &Status) -> bool {
+    let mut source = status.source();
+    while let Some(err) = source {
+        if err.is::<tonic::TimeoutExpired>() {
+            return false;
+        }
+        if err.is::<tonic::transport::Error>()
+            || err.is::<hyper::Error>()
+            || err.is::<std::io::Error>()
+        {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 impl From<Status> for ClientError {
     fn from(status: Status) -> Self {
         let message = status.message().to_owned();
+        if is_transport_failure(&status) {
+            let cause = status
+                .source()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return ClientError::Unavailable(format!("transport: {message}{cause}"));
+        }
         match status.code() {
             Code::FailedPrecondition => match v1::Refusal::decode(status.details()) {
                 Ok(r) if !r.tag.is_empty() => ClientError::Refused(Refusal {
@@ -111,3 +158,6 @@ impl From<Status> for ClientError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
