@@ -24,7 +24,7 @@ use tidemark_lightning::lightning::chain::transaction::OutPoint as LdkOutPoint;
 use tidemark_lightning::lightning::ln::inbound_payment::ExpandedKey;
 use tidemark_lightning::lightning::ln::msgs::UnsignedChannelUpdate;
 use tidemark_lightning::lightning::sign::{
-    KeysManager, NodeSigner as _, Recipient, SpendableOutputDescriptor,
+    KeysManager, NodeSigner as _, Recipient, SignerProvider as _, SpendableOutputDescriptor,
 };
 use tidemark_lightning::lightning::util::message_signing;
 use tidemark_lightning::lightning::util::ser::Writeable as _;
@@ -40,6 +40,37 @@ fn keys_manager(signer: &Embedded) -> KeysManager {
         let seed: &[u8; 32] = seed.try_into().expect("init makes a 32-byte seed");
         KeysManager::new(seed, 42, 7, true)
     })
+}
+
+/// The scripts LDK's `SignerProvider` gives every channel come from the
+/// signer, equal to `KeysManager`'s for the keystore's seed, so the LDK
+/// adapter needs neither in its config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_node_scripts_are_the_keys_managers() {
+    let signer = support::signer(1).await;
+    let client = signer.client("replica-1").unwrap();
+    let ldk = keys_manager(&signer);
+
+    let scripts = client.node_scripts(DEV_LIGHTNING_NODE).await.unwrap();
+    assert_eq!(
+        scripts.destination_script,
+        ldk.get_destination_script([0; 32]).unwrap()
+    );
+    assert_eq!(
+        scripts.shutdown_script.into_inner(),
+        ldk.get_shutdown_scriptpubkey().unwrap().into_inner()
+    );
+    // One script for every channel, as in `KeysManager`.
+    assert_eq!(
+        scripts.destination_script,
+        ldk.get_destination_script([7; 32]).unwrap()
+    );
+    // An unknown node is NOT_FOUND.
+    assert!(matches!(
+        client.node_scripts("no-such-node").await,
+        Err(ClientError::NotFound(_) | ClientError::PermissionDenied(_))
+    ));
+    signer.stop().await;
 }
 
 fn other_key(byte: u8) -> PublicKey {
@@ -303,6 +334,7 @@ async fn clients_without_the_lightning_grant_are_denied() {
             c.channel_public_keys(node, &chan.id).await.map(|_| ()),
         );
         denied("node id", c.node_id(node).await.map(|_| ()));
+        denied("node scripts", c.node_scripts(node).await.map(|_| ()));
         denied("sign message", c.sign_message(node, b"x").await.map(|_| ()));
         denied(
             "expanded key",
@@ -317,10 +349,10 @@ async fn clients_without_the_lightning_grant_are_denied() {
             c.receive_auth_key(node).await.map(|_| ()),
         );
     }
-    let domain = audited(&signer, AuditOutcome::Denied, Some("denied-domain"), 16).await;
+    let domain = audited(&signer, AuditOutcome::Denied, Some("denied-domain"), 18).await;
     assert!(domain.iter().any(|r| r.entry.client == "replica-2"));
     assert!(domain.iter().any(|r| r.entry.client == "admin"));
-    let key = audited(&signer, AuditOutcome::Denied, Some("denied-key"), 8).await;
+    let key = audited(&signer, AuditOutcome::Denied, Some("denied-key"), 9).await;
     assert!(key.iter().all(|r| r.entry.client == "replica-3"));
     for r in domain.iter().chain(&key) {
         assert_eq!(r.entry.object, format!("lightning/*/{node}/*"), "{r:?}");
@@ -343,6 +375,11 @@ async fn the_blocking_client_makes_the_calls_of_ldks_synchronous_traits() {
     tokio::task::spawn_blocking(move || {
         let client = tidemark_client::BlockingClient::connect_lazy(options).unwrap();
         assert_eq!(client.node_id(DEV_LIGHTNING_NODE).unwrap(), expected_id);
+        let scripts = client.node_scripts(DEV_LIGHTNING_NODE).unwrap();
+        assert_eq!(
+            scripts.destination_script.as_script(),
+            holder.signer.node().destination_script()
+        );
         let id = client.issue_channel_keys_id(DEV_LIGHTNING_NODE, 1).unwrap();
         let sim = tidemark_lightning::fixtures::SimulatedChannel::new(
             holder.signer.node(),

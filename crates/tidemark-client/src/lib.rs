@@ -27,5 +27,5 @@ pub mod lightning;
 pub use blocking::BlockingClient;
 pub use client::{Client, ClientOptions};
 pub use error::{ClientError, Refusal};
-pub use lightning::ChannelAnswer;
+pub use lightning::{ChannelAnswer, NodeScripts};
 pub use tidemark_proto::v1;

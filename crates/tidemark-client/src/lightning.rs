@@ -9,10 +9,11 @@
 
 use tidemark_lightning::bitcoin::secp256k1::PublicKey;
 use tidemark_lightning::bitcoin::secp256k1::ecdsa::Signature;
-use tidemark_lightning::bitcoin::{OutPoint, TxOut};
+use tidemark_lightning::bitcoin::{OutPoint, ScriptBuf, TxOut};
 use tidemark_lightning::channel::{
     ChannelKeys, ChannelRequest, CommitmentData, HolderSecret, Htlc, Output, SpendTx,
 };
+use tidemark_lightning::lightning::ln::script::ShutdownScript;
 use tidemark_proto::v1;
 use v1::channel_request::Request as Wire;
 use zeroize::Zeroizing;
@@ -217,6 +218,25 @@ fn decode_signature(bytes: &[u8]) -> Result<Signature, ClientError> {
     Signature::from_compact(bytes).map_err(|_| malformed("signature"))
 }
 
+/// The node's scripts, as [`Client::node_scripts`] returns them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeScripts {
+    /// The script claimable balances are swept to.
+    pub destination_script: ScriptBuf,
+    /// The cooperative-close script.
+    pub shutdown_script: ShutdownScript,
+}
+
+impl std::fmt::Debug for NodeScripts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `ShutdownScript` has no `Debug`; its `Display` is the script.
+        f.debug_struct("NodeScripts")
+            .field("destination_script", &self.destination_script)
+            .field("shutdown_script", &format_args!("{}", self.shutdown_script))
+            .finish()
+    }
+}
+
 /// The decoded answer of a `ChannelResponse`.
 pub fn channel_answer(response: v1::ChannelResponse) -> Result<ChannelAnswer, ClientError> {
     use v1::channel_response::Output as W;
@@ -348,6 +368,27 @@ impl Client {
                 .into_inner()
                 .node_id,
         )
+    }
+
+    /// The node's destination and shutdown scripts
+    /// (`SignerProvider::get_destination_script`,
+    /// `SignerProvider::get_shutdown_scriptpubkey`).
+    pub async fn node_scripts(&self, node: &str) -> Result<NodeScripts, ClientError> {
+        let r = self.request(v1::GetNodeScriptsRequest {
+            node: node.to_owned(),
+        });
+        let response = self
+            .lightning_client()
+            .get_node_scripts(r)
+            .await?
+            .into_inner();
+        let shutdown_script =
+            ShutdownScript::try_from(ScriptBuf::from_bytes(response.shutdown_script))
+                .map_err(|_| malformed("shutdown script"))?;
+        Ok(NodeScripts {
+            destination_script: ScriptBuf::from_bytes(response.destination_script),
+            shutdown_script,
+        })
     }
 
     /// ECDH with the node secret (`NodeSigner::ecdh`).

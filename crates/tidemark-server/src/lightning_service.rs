@@ -321,6 +321,19 @@ impl v1::lightning_server::Lightning for LightningService {
         }))
     }
 
+    async fn get_node_scripts(
+        &self,
+        request: Request<v1::GetNodeScriptsRequest>,
+    ) -> Result<Response<v1::GetNodeScriptsResponse>, Status> {
+        let client = self.shared.client(&request)?;
+        let node = self.node(&client, &request.get_ref().node)?;
+        let keys = node.signer.node();
+        Ok(Response::new(v1::GetNodeScriptsResponse {
+            destination_script: keys.destination_script().to_bytes(),
+            shutdown_script: keys.shutdown_script().into_inner().into_bytes(),
+        }))
+    }
+
     async fn ecdh(
         &self,
         request: Request<v1::EcdhRequest>,

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::BlockingClient;
 use crate::error::ClientError;
-use crate::lightning::ChannelAnswer;
+use crate::lightning::{ChannelAnswer, NodeScripts};
 
 impl BlockingClient {
     /// A new channel keys id from the signer's durable counter.
@@ -56,6 +56,11 @@ impl BlockingClient {
     /// The node id.
     pub fn node_id(&self, node: &str) -> Result<PublicKey, ClientError> {
         self.runtime.block_on(self.client.node_id(node))
+    }
+
+    /// The node's destination and shutdown scripts.
+    pub fn node_scripts(&self, node: &str) -> Result<NodeScripts, ClientError> {
+        self.runtime.block_on(self.client.node_scripts(node))
     }
 
     /// ECDH with the node secret.
