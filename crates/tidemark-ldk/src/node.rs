@@ -163,6 +163,21 @@ impl TidemarkSigner {
         self.connection.refusals()
     }
 
+    /// The channel keys ids this adapter has derived channel signers for
+    /// (in this process), sorted: what an operator (or a test) looks up
+    /// on the signer.
+    pub fn channel_keys_ids(&self) -> Vec<[u8; 32]> {
+        let mut ids: Vec<[u8; 32]> = self
+            .channel_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     fn node(&self) -> &str {
         &self.config.node
     }
