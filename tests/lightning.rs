@@ -17,7 +17,10 @@ use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded};
 use tidemark_client::lightning::{ChannelAnswer, channel_answer, channel_request};
 use tidemark_client::{Client, ClientError, Refusal, v1};
 use tidemark_core::{AuditOutcome, AuditRecord, StateStore as _};
-use tidemark_lightning::channel::{ChannelKind, ChannelRequest, Output};
+use tidemark_lightning::channel::{
+    ChannelImport, ChannelKind, ChannelRequest, CommitmentNumber, ImportedCommitment,
+    ImportedSecret, Output, RevocationSecrets,
+};
 use tidemark_lightning::fixtures::{BEST_BLOCK_HEIGHT, SimulatedChannel};
 use tidemark_lightning::keys::per_commitment_secret;
 
@@ -484,3 +487,129 @@ async fn malformed_requests_are_invalid_and_change_nothing() {
 
 #[path = "lightning/node.rs"]
 mod node;
+
+/// The position of `sim`'s channel after `rounds` full rounds, as the node
+/// that ran it before the signer exports it: counterparty commitments
+/// `rounds - 1` and `rounds` signed (without their signatures: LDK does
+/// not keep them), all below `rounds` revoked; holder commitment `rounds`
+/// validated and holder secrets released through `rounds - 1`.
+fn position(sim: &SimulatedChannel, rounds: u64) -> ChannelImport {
+    let n = |number| CommitmentNumber::new(number).unwrap();
+    ChannelImport {
+        setup: sim.setup.clone(),
+        counterparty_signed: [rounds - 1, rounds]
+            .into_iter()
+            .map(|number| ImportedCommitment {
+                commitment: sim.counterparty_commitment(number).unwrap(),
+                signatures: None,
+            })
+            .collect(),
+        counterparty_revoked: rounds,
+        counterparty_secrets: RevocationSecrets::compact_numbers(rounds)
+            .unwrap()
+            .into_iter()
+            .map(|number| ImportedSecret {
+                number: n(number),
+                secret: sim.counterparty_secret(number).unwrap(),
+            })
+            .collect(),
+        holder: sim.holder_commitment(rounds).unwrap(),
+        holder_revoked_through: Some(n(rounds - 1)),
+    }
+}
+
+/// A channel opened under LDK's `KeysManager` and run for a few rounds is
+/// imported over the wire (by an identity kept for imports), and the
+/// signer continues where the node stopped: it signs the next
+/// counterparty commitment and the round after it runs. An import whose
+/// parts do not fit is refused with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_open_channel_imported_over_the_wire_continues_where_the_node_stopped() {
+    let signer = support::signer(2).await;
+    let replica = signer.client("replica-1").unwrap();
+    let importer = signer.client("replica-2").unwrap();
+    let node = signer.lightning().unwrap();
+    for (user, kind) in ChannelKind::ALL.into_iter().enumerate() {
+        let id = replica
+            .issue_channel_keys_id(DEV_LIGHTNING_NODE, 100 + user as u128)
+            .await
+            .unwrap();
+        let mut sim = SimulatedChannel::new(node.signer.node(), id, kind);
+        sim.offer_htlcs(2, 20_000, BEST_BLOCK_HEIGHT + 100, 1)
+            .unwrap();
+        let chan = Chan { sim, id };
+        let rounds = 4;
+
+        // Inconsistent: holder secrets released through the holder
+        // commitment itself. Refused, audited, nothing stored.
+        let objects = signer.store.objects().unwrap();
+        let mut bad = position(&chan.sim, rounds);
+        bad.holder_revoked_through = Some(CommitmentNumber::new(rounds).unwrap());
+        let r = refusal(ask(&importer, &chan, &ChannelRequest::Import(Box::new(bad))).await);
+        assert_eq!(r.tag, "policy-import-inconsistent", "{r:?}");
+        assert_eq!(signer.store.objects().unwrap(), objects, "{kind:?}");
+        // The channel is still unknown to every other request.
+        let r = refusal(
+            ask(
+                &replica,
+                &chan,
+                &chan.sim.sign_counterparty_request(1).unwrap(),
+            )
+            .await,
+        );
+        assert_eq!(r.tag, "policy-channel-unknown", "{r:?}");
+
+        // The node's position: stored; the same import again is replayed.
+        let import = ChannelRequest::Import(Box::new(position(&chan.sim, rounds)));
+        let answer = ask(&importer, &chan, &import).await.unwrap();
+        assert!(!answer.replayed);
+        assert_eq!(answer.output, Output::Done);
+        assert!(ask(&importer, &chan, &import).await.unwrap().replayed);
+
+        // The next counterparty commitment signs through the server and
+        // the counterparty's checks pass.
+        let data = chan.sim.counterparty_commitment(rounds + 1).unwrap();
+        let Output::Commitment {
+            signature,
+            htlc_signatures,
+        } = done(
+            &replica,
+            &chan,
+            &ChannelRequest::SignCounterpartyCommitment(Box::new(data.clone())),
+        )
+        .await
+        else {
+            panic!("not a commitment");
+        };
+        assert_eq!(htlc_signatures.len(), 2, "{kind:?}");
+        chan.sim
+            .verify_counterparty_signatures(&data, &signature, &htlc_signatures)
+            .unwrap();
+        // The round completes on the ordinary rules, then another.
+        for request in [
+            chan.sim.revocation_request(rounds).unwrap(),
+            chan.sim.validate_holder_request(rounds + 1).unwrap(),
+            chan.sim.release_holder_request(rounds).unwrap(),
+        ] {
+            done(&replica, &chan, &request).await;
+        }
+        advance(&replica, &chan, rounds + 2).await;
+        // A stale resign below the imported position is refused.
+        let stale = chan.sim.sign_counterparty_request(rounds - 1).unwrap();
+        assert!(matches!(
+            ask(&replica, &chan, &stale).await,
+            Err(ClientError::Refused(_))
+        ));
+    }
+    // Imports go through the pipeline's audit: the refusals and the
+    // imports, by the importing identity.
+    let refused = audited(
+        &signer,
+        AuditOutcome::Refused,
+        Some("policy-import-inconsistent"),
+        ChannelKind::ALL.len(),
+    )
+    .await;
+    assert!(refused.iter().all(|r| r.entry.client == "replica-2"));
+    signer.stop().await;
+}

@@ -11,7 +11,8 @@ use tidemark_lightning::bitcoin::secp256k1::PublicKey;
 use tidemark_lightning::bitcoin::secp256k1::ecdsa::Signature;
 use tidemark_lightning::bitcoin::{OutPoint, ScriptBuf, TxOut};
 use tidemark_lightning::channel::{
-    ChannelKeys, ChannelRequest, CommitmentData, HolderSecret, Htlc, Output, SpendTx,
+    ChannelImport, ChannelKeys, ChannelRequest, ChannelSetup, CommitmentData, HolderCommitment,
+    HolderSecret, Htlc, Output, SpendTx,
 };
 use tidemark_lightning::lightning::ln::script::ShutdownScript;
 use tidemark_proto::v1;
@@ -67,6 +68,62 @@ fn commitment(c: &CommitmentData) -> v1::Commitment {
     }
 }
 
+fn setup(s: &ChannelSetup) -> v1::ChannelSetup {
+    v1::ChannelSetup {
+        holder: Some(channel_keys(&s.holder)),
+        counterparty: Some(channel_keys(&s.counterparty)),
+        holder_selected_contest_delay: u32::from(s.holder_selected_contest_delay),
+        counterparty_selected_contest_delay: u32::from(s.counterparty_selected_contest_delay),
+        funding_outpoint: Some(v1::OutPoint {
+            txid: s.funding_outpoint.txid.to_string(),
+            vout: u32::from(s.funding_outpoint.vout),
+        }),
+        channel_type: s.channel_type.clone(),
+        channel_value_sat: s.channel_value_sat,
+        is_outbound: s.is_outbound,
+    }
+}
+
+fn holder_commitment(h: &HolderCommitment) -> v1::HolderCommitment {
+    v1::HolderCommitment {
+        commitment: Some(commitment(&h.commitment)),
+        counterparty_signature: signature(&h.counterparty_signature),
+        counterparty_htlc_signatures: h
+            .counterparty_htlc_signatures
+            .iter()
+            .map(signature)
+            .collect(),
+    }
+}
+
+fn import(i: &ChannelImport) -> v1::ChannelImport {
+    v1::ChannelImport {
+        setup: Some(setup(&i.setup)),
+        counterparty_signed: i
+            .counterparty_signed
+            .iter()
+            .map(|c| v1::ImportedCommitment {
+                commitment: Some(commitment(&c.commitment)),
+                signatures: c.signatures.as_ref().map(|s| v1::CommitmentSignatures {
+                    signature: signature(&s.signature),
+                    htlc_signatures: s.htlc_signatures.iter().map(signature).collect(),
+                }),
+            })
+            .collect(),
+        counterparty_revoked: i.counterparty_revoked,
+        counterparty_secrets: i
+            .counterparty_secrets
+            .iter()
+            .map(|s| v1::ImportedSecret {
+                number: s.number.get(),
+                secret: s.secret.to_vec(),
+            })
+            .collect(),
+        holder: Some(holder_commitment(&i.holder)),
+        holder_revoked_through: i.holder_revoked_through.map(|n| n.get()),
+    }
+}
+
 fn tx_out(o: &TxOut) -> v1::TxOut {
     v1::TxOut {
         value_sat: o.value.to_sat(),
@@ -100,31 +157,12 @@ pub fn channel_request(
     best_block_height: Option<u32>,
 ) -> Option<v1::ChannelRequest> {
     let wire = match request {
-        ChannelRequest::Setup(s) => Wire::Setup(v1::ChannelSetup {
-            holder: Some(channel_keys(&s.holder)),
-            counterparty: Some(channel_keys(&s.counterparty)),
-            holder_selected_contest_delay: u32::from(s.holder_selected_contest_delay),
-            counterparty_selected_contest_delay: u32::from(s.counterparty_selected_contest_delay),
-            funding_outpoint: Some(v1::OutPoint {
-                txid: s.funding_outpoint.txid.to_string(),
-                vout: u32::from(s.funding_outpoint.vout),
-            }),
-            channel_type: s.channel_type.clone(),
-            channel_value_sat: s.channel_value_sat,
-            is_outbound: s.is_outbound,
-        }),
+        ChannelRequest::Setup(s) => Wire::Setup(setup(s)),
+        ChannelRequest::Import(i) => Wire::Import(import(i)),
         ChannelRequest::PerCommitmentPoint(n) => Wire::PerCommitmentPoint(n.get()),
         ChannelRequest::ReleaseHolderSecret(n) => Wire::ReleaseHolderSecret(n.get()),
         ChannelRequest::ValidateHolderCommitment(h) => {
-            Wire::ValidateHolderCommitment(v1::HolderCommitment {
-                commitment: Some(commitment(&h.commitment)),
-                counterparty_signature: signature(&h.counterparty_signature),
-                counterparty_htlc_signatures: h
-                    .counterparty_htlc_signatures
-                    .iter()
-                    .map(signature)
-                    .collect(),
-            })
+            Wire::ValidateHolderCommitment(holder_commitment(h))
         }
         ChannelRequest::ValidateCounterpartyRevocation { number, secret } => {
             Wire::ValidateCounterpartyRevocation(v1::CounterpartyRevocation {

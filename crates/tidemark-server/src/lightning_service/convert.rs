@@ -14,9 +14,10 @@ use tidemark_lightning::bitcoin::secp256k1::PublicKey;
 use tidemark_lightning::bitcoin::secp256k1::ecdsa::Signature;
 use tidemark_lightning::bitcoin::{Amount, OutPoint, ScriptBuf, TxOut, Txid};
 use tidemark_lightning::channel::{
-    AnchorSpend, Announcement, ChannelKeys, ChannelRequest, ChannelSetup, ClosingProposal,
-    CommitmentData, CommitmentNumber, CounterpartyHtlcSpend, FundingOutpoint, HolderCommitment,
-    HolderHtlcSpend, Htlc, JusticeSpend, Output, SpendInput, SpendTx, Warning,
+    AnchorSpend, Announcement, ChannelImport, ChannelKeys, ChannelRequest, ChannelSetup,
+    ClosingProposal, CommitmentData, CommitmentNumber, CommitmentSignatures, CounterpartyHtlcSpend,
+    FundingOutpoint, HolderCommitment, HolderHtlcSpend, Htlc, ImportedCommitment, ImportedSecret,
+    JusticeSpend, Output, SpendInput, SpendTx, Warning,
 };
 use tidemark_lightning::lightning::ln::chan_utils::ChannelPublicKeys;
 use tidemark_proto::v1;
@@ -27,6 +28,12 @@ use v1::channel_request::Request as Wire;
 pub(crate) const MAX_WIRE_HTLCS: usize = 2 * 483;
 /// The most inputs or outputs of a spend on the wire.
 pub(crate) const MAX_WIRE_TX_PARTS: usize = 1_000;
+/// The most counterparty commitments an import carries (the policy allows
+/// two; more is refused by it, not here).
+pub(crate) const MAX_WIRE_IMPORTED_COMMITMENTS: usize = 4;
+/// The most revocation secrets an import carries (the BOLT 3 compact
+/// store holds at most 49).
+pub(crate) const MAX_WIRE_IMPORTED_SECRETS: usize = 49;
 /// The longest script accepted (Bitcoin's consensus limit).
 pub(crate) const MAX_SCRIPT_BYTES: usize = 10_000;
 
@@ -243,6 +250,77 @@ fn holder_commitment(field: &str, h: v1::HolderCommitment) -> Result<HolderCommi
     })
 }
 
+fn signatures(field: &str, s: v1::CommitmentSignatures) -> Result<CommitmentSignatures> {
+    let htlc = bounded(
+        &at(field, "htlc_signatures"),
+        s.htlc_signatures,
+        MAX_WIRE_HTLCS,
+    )?;
+    Ok(CommitmentSignatures {
+        signature: signature(&at(field, "signature"), &s.signature)?,
+        htlc_signatures: htlc
+            .iter()
+            .enumerate()
+            .map(|(i, s)| signature(&format!("{field}.htlc_signatures[{i}]"), s))
+            .collect::<Result<_>>()?,
+    })
+}
+
+fn import(field: &str, channel_keys_id: [u8; 32], i: v1::ChannelImport) -> Result<ChannelImport> {
+    let signed = bounded(
+        &at(field, "counterparty_signed"),
+        i.counterparty_signed,
+        MAX_WIRE_IMPORTED_COMMITMENTS,
+    )?;
+    let secrets = bounded(
+        &at(field, "counterparty_secrets"),
+        i.counterparty_secrets,
+        MAX_WIRE_IMPORTED_SECRETS,
+    )?;
+    Ok(ChannelImport {
+        setup: setup(
+            &at(field, "setup"),
+            channel_keys_id,
+            required(&at(field, "setup"), i.setup)?,
+        )?,
+        counterparty_signed: signed
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let f = format!("{field}.counterparty_signed[{k}]");
+                Ok(ImportedCommitment {
+                    commitment: commitment(&at(&f, "commitment"), c.commitment)?,
+                    signatures: c
+                        .signatures
+                        .map(|s| signatures(&at(&f, "signatures"), s))
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        counterparty_revoked: number(&at(field, "counterparty_revoked"), i.counterparty_revoked)?
+            .get(),
+        counterparty_secrets: secrets
+            .into_iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let f = format!("{field}.counterparty_secrets[{k}]");
+                Ok(ImportedSecret {
+                    number: number(&at(&f, "number"), s.number)?,
+                    secret: bytes32(&at(&f, "secret"), &s.secret)?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        holder: holder_commitment(
+            &at(field, "holder"),
+            required(&at(field, "holder"), i.holder)?,
+        )?,
+        holder_revoked_through: i
+            .holder_revoked_through
+            .map(|n| number(&at(field, "holder_revoked_through"), n))
+            .transpose()?,
+    })
+}
+
 fn spend_tx(field: &str, tx: Option<v1::SpendTx>) -> Result<SpendTx> {
     let tx = required(field, tx)?;
     let inputs = bounded(&at(field, "inputs"), tx.inputs, MAX_WIRE_TX_PARTS)?;
@@ -300,6 +378,9 @@ pub(crate) fn channel_request(r: v1::ChannelRequest) -> Result<ChannelCall> {
     let request = match required("request", r.request)? {
         Wire::Setup(s) => {
             ChannelRequest::Setup(Box::new(setup("request.setup", channel_keys_id, s)?))
+        }
+        Wire::Import(i) => {
+            ChannelRequest::Import(Box::new(import("request.import", channel_keys_id, i)?))
         }
         Wire::PerCommitmentPoint(n) => {
             ChannelRequest::PerCommitmentPoint(number("request.per_commitment_point", n)?)
