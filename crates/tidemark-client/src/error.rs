@@ -104,20 +104,23 @@ impl ClientError {
 /// signer. The client's own deadline ([`tonic::TimeoutExpired`]) is not a
 /// transport failure: it stays [`ClientError::DeadlineExceeded`].
 fn is_transport_failure(status: &Status) -> bool {
+    if status.code() == Code::DeadlineExceeded {
+        return false;
+    }
+    let mut chain = Vec::new();
     let mut source = status.source();
     while let Some(err) = source {
-        if err.is::<tonic::TimeoutExpired>() {
-            return false;
-        }
-        if err.is::<tonic::transport::Error>()
-            || err.is::<hyper::Error>()
-            || err.is::<std::io::Error>()
-        {
-            return true;
-        }
+        chain.push(err);
         source = err.source();
     }
-    false
+    // The deadline may sit anywhere in the chain (tonic wraps it in a
+    // transport error), so look at all of it before deciding.
+    if chain.iter().any(|e| e.is::<tonic::TimeoutExpired>()) {
+        return false;
+    }
+    chain.iter().any(|e| {
+        e.is::<tonic::transport::Error>() || e.is::<hyper::Error>() || e.is::<std::io::Error>()
+    })
 }
 
 impl From<Status> for ClientError {
