@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use support::{audit, audited};
 
 use tidemark_bitcoin::bitcoin::hashes::Hash as _;
 use tidemark_bitcoin::bitcoin::key::TapTweak as _;
@@ -157,40 +157,7 @@ fn finalize_wpkh(mut psbt: Psbt) -> Transaction {
     psbt.extract_tx().expect("a finalized PSBT extracts")
 }
 
-fn audit(signer: &Embedded) -> Vec<AuditRecord> {
-    signer.store.audit_records(1, 100_000).unwrap()
-}
-
-/// Waits (refusals and denials are audited asynchronously: the answer may
-/// leave before its record is written) until at least `n` records match
-/// `outcome` and `tag`, and returns them.
-async fn audited(
-    signer: &Embedded,
-    outcome: AuditOutcome,
-    tag: Option<&str>,
-    n: usize,
-) -> Vec<AuditRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found: Vec<AuditRecord> = audit(signer)
-            .into_iter()
-            .filter(|r| r.entry.outcome == outcome)
-            .filter(|r| tag.is_none() || r.entry.tag.as_deref() == tag)
-            .collect();
-        if found.len() >= n {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} {outcome:?} {tag:?} records: {:#?}",
-            found.len(),
-            audit(signer)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// [`audited`] for `denied` records with `tag`.
+/// [`support::audited`] for `denied` records with `tag`.
 async fn denials(signer: &Embedded, tag: &str, n: usize) -> Vec<AuditRecord> {
     audited(signer, AuditOutcome::Denied, Some(tag), n).await
 }

@@ -11,12 +11,14 @@
 
 mod support;
 
+use support::audited;
+
 use std::time::{Duration, Instant};
 
 use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded};
 use tidemark_client::lightning::{ChannelAnswer, channel_answer, channel_request};
 use tidemark_client::{Client, ClientError, Refusal, v1};
-use tidemark_core::{AuditOutcome, AuditRecord, StateStore as _};
+use tidemark_core::{AuditOutcome, StateStore as _};
 use tidemark_lightning::channel::{
     ChannelImport, ChannelKind, ChannelRequest, CommitmentNumber, ImportedCommitment,
     ImportedSecret, Output, RevocationSecrets,
@@ -90,37 +92,6 @@ async fn open(signer: &Embedded, client: &Client, kind: ChannelKind, user: u128)
 async fn advance(client: &Client, chan: &Chan, n: u64) {
     for request in chan.sim.round_requests(n).unwrap() {
         done(client, chan, &request).await;
-    }
-}
-
-fn audit(signer: &Embedded) -> Vec<AuditRecord> {
-    signer.store.audit_records(1, 100_000).unwrap()
-}
-
-/// Waits (denials are audited asynchronously) until at least `n` records
-/// match `outcome` and `tag`, and returns them.
-async fn audited(
-    signer: &Embedded,
-    outcome: AuditOutcome,
-    tag: Option<&str>,
-    n: usize,
-) -> Vec<AuditRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found: Vec<AuditRecord> = audit(signer)
-            .into_iter()
-            .filter(|r| r.entry.outcome == outcome)
-            .filter(|r| tag.is_none() || r.entry.tag.as_deref() == tag)
-            .collect();
-        if found.len() >= n {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} {outcome:?} {tag:?} records",
-            found.len(),
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod wire;
 
 use tidemark_cli::embedded::{DEMO_CHAIN, Embedded, VALIDATOR_KEY};
 use tidemark_client::v1;
+use tidemark_core::{AuditOutcome, AuditRecord, StateStore as _};
 
 /// Starts a signer with `replicas` client certificates in a temp dir.
 pub async fn signer(replicas: u32) -> Embedded {
@@ -354,5 +355,39 @@ impl SignerDir {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Every audit record of `signer`'s store.
+pub fn audit(signer: &Embedded) -> Vec<AuditRecord> {
+    signer.store.audit_records(1, 100_000).unwrap()
+}
+
+/// Waits (refusals and denials are audited asynchronously: the answer may
+/// leave before its record is written) until at least `n` records match
+/// `outcome` and `tag`, and returns them.
+pub async fn audited(
+    signer: &Embedded,
+    outcome: AuditOutcome,
+    tag: Option<&str>,
+    n: usize,
+) -> Vec<AuditRecord> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found: Vec<AuditRecord> = audit(signer)
+            .into_iter()
+            .filter(|r| r.entry.outcome == outcome)
+            .filter(|r| tag.is_none() || r.entry.tag.as_deref() == tag)
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} {outcome:?} {tag:?} records: {:#?}",
+            found.len(),
+            audit(signer)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }

@@ -16,21 +16,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bitcoin::psbt::Psbt;
-use bitcoin::secp256k1;
-use bitcoin::sighash::EcdsaSighashType;
 use tidemark_core::{
     AuditEntry, AuditOutcome, ChainId, ClientId, Digest, Domain, KeyBackend, KeyId, Mark, ObjectId,
-    Refusal, SignInput, SignMessage, Signature, StateStore, StateWrite, StoreError, StoredState,
+    Refusal, Signature, StateStore, StateWrite, StoreError, StoredState,
 };
-use tidemark_signer::{DecisionEvent, DecisionObserver};
-use tracing::{info, warn};
+use tidemark_signer::DecisionObserver;
+use tracing::info;
 
-use crate::analysis::{self, Analysis};
+use crate::analysis;
 use crate::error::BitcoinError;
 use crate::policy::{self, Payment, SpendPolicy, Verdict};
-use crate::state::{AbandonedTx, IntentId, IntentState, IntentStatus, LedgerState, SignedInput};
+use crate::state::{AbandonedTx, IntentId, IntentState, IntentStatus, LedgerState};
 use crate::wallet::{Wallet, WalletKind};
+
+mod signatures;
 
 /// How often a decision is retried after losing a compare-and-swap race
 /// against another process sharing the store. Every signature of a wallet
@@ -278,7 +277,7 @@ impl WalletSigner {
                             reason: "replay without a stored intent".into(),
                         });
                     };
-                    apply_signatures(&mut psbt, &state.signed, &stored.signatures, &intent_id)?;
+                    signatures::apply(&mut psbt, &state.signed, &stored.signatures, &intent_id)?;
                     self.audit_best_effort(audit_entry(
                         client,
                         &intent_id,
@@ -300,7 +299,8 @@ impl WalletSigner {
                     intent: mut next_intent,
                 } => {
                     let inputs = analysis::sign_inputs(wallet, &psbt, &facts)?;
-                    let (signed, signatures) = self.sign_all(wallet, &facts, &inputs)?;
+                    let (signed, signatures) =
+                        signatures::sign_all(self.keys.as_ref(), wallet, &facts, &inputs)?;
                     next_intent.signed = signed;
                     let digest = Digest::of_inputs(&inputs);
                     let mark = next_intent.mark();
@@ -325,7 +325,7 @@ impl WalletSigner {
                     );
                     match self.store.commit_all(writes, audit) {
                         Ok(()) => {
-                            apply_signatures(
+                            signatures::apply(
                                 &mut psbt,
                                 &next_intent.signed,
                                 &signatures,
@@ -355,56 +355,6 @@ impl WalletSigner {
         };
         self.observe(&intent_id, client, &outcome, started);
         Ok(outcome)
-    }
-
-    /// Signs every input in memory; returns where each signature goes and
-    /// the signatures in PSBT form (DER + sighash byte for ECDSA; 64 or 65
-    /// bytes for taproot).
-    fn sign_all(
-        &self,
-        wallet: &Wallet,
-        facts: &Analysis,
-        inputs: &[SignInput],
-    ) -> Result<(Vec<SignedInput>, Vec<Signature>), BitcoinError> {
-        let mut placed = Vec::with_capacity(inputs.len());
-        let mut signatures = Vec::with_capacity(inputs.len());
-        for (input, facts) in inputs.iter().zip(&facts.wallet_inputs) {
-            let raw = self.keys.sign(&input.key, &input.message)?;
-            let index = u32::try_from(facts.index).unwrap_or(u32::MAX);
-            let child = wallet.child_public_key(&facts.path)?;
-            let bad = |e: String| BitcoinError::Key(tidemark_core::KeyError::Backend(e));
-            match &input.message {
-                SignMessage::ChildEcdsaDigest { .. } => {
-                    let signature = secp256k1::ecdsa::Signature::from_compact(&raw.0)
-                        .map_err(|e| bad(e.to_string()))?;
-                    let sig = bitcoin::ecdsa::Signature {
-                        signature,
-                        sighash_type: EcdsaSighashType::All,
-                    };
-                    placed.push(SignedInput {
-                        index,
-                        pubkey: hex::encode(child.serialize()),
-                        scheme: "ecdsa".into(),
-                    });
-                    signatures.push(Signature(sig.to_vec()));
-                }
-                _ => {
-                    let signature = secp256k1::schnorr::Signature::from_slice(&raw.0)
-                        .map_err(|e| bad(e.to_string()))?;
-                    let sig = bitcoin::taproot::Signature {
-                        signature,
-                        sighash_type: facts.tap_sighash,
-                    };
-                    placed.push(SignedInput {
-                        index,
-                        pubkey: hex::encode(child.x_only_public_key().0.serialize()),
-                        scheme: "taproot".into(),
-                    });
-                    signatures.push(Signature(sig.to_vec()));
-                }
-            }
-        }
-        Ok((placed, signatures))
     }
 
     /// Every intent of `wallet` the store holds (at most
@@ -545,9 +495,7 @@ impl WalletSigner {
     }
 
     fn audit_best_effort(&self, entry: AuditEntry) {
-        if let Err(e) = self.store.audit(entry) {
-            warn!(error = %e, "audit record not written");
-        }
+        tidemark_signer::audit_best_effort(self.store.as_ref(), entry);
     }
 
     fn observe(
@@ -557,21 +505,12 @@ impl WalletSigner {
         outcome: &SignOutcome,
         started: Instant,
     ) {
-        let Some(observer) = &self.observer else {
-            return;
-        };
         let (kind, tag) = match outcome {
             SignOutcome::Signed { .. } => (AuditOutcome::Signed, None),
             SignOutcome::Replayed { .. } => (AuditOutcome::Replayed, None),
             SignOutcome::Refused(r) => (AuditOutcome::Refused, Some(r.tag.as_str())),
         };
-        observer.observe(&DecisionEvent {
-            object,
-            client,
-            outcome: kind,
-            tag,
-            latency: started.elapsed(),
-        });
+        tidemark_signer::observe(self.observer.as_ref(), object, client, kind, tag, started);
     }
 }
 
@@ -598,52 +537,6 @@ fn ledger_write(
         Digest::ZERO,
         Vec::new(),
     )
-}
-
-/// Puts signatures (PSBT form) where `placed` says.
-fn apply_signatures(
-    psbt: &mut Psbt,
-    placed: &[SignedInput],
-    signatures: &[Signature],
-    object: &ObjectId,
-) -> Result<(), BitcoinError> {
-    let corrupt = |reason: String| BitcoinError::CorruptState {
-        object: object.to_string(),
-        reason,
-    };
-    if placed.len() != signatures.len() {
-        return Err(corrupt(
-            "signature count differs from the signed inputs".into(),
-        ));
-    }
-    for (place, sig) in placed.iter().zip(signatures) {
-        let input = usize::try_from(place.index)
-            .ok()
-            .and_then(|i| psbt.inputs.get_mut(i))
-            .ok_or_else(|| corrupt(format!("no input {}", place.index)))?;
-        let key = hex::decode(&place.pubkey).map_err(|e| corrupt(e.to_string()))?;
-        match place.scheme.as_str() {
-            "ecdsa" => {
-                let pubkey =
-                    bitcoin::PublicKey::from_slice(&key).map_err(|e| corrupt(e.to_string()))?;
-                let sig = bitcoin::ecdsa::Signature::from_slice(&sig.0)
-                    .map_err(|e| corrupt(e.to_string()))?;
-                input.partial_sigs.insert(pubkey, sig);
-            }
-            "taproot" => {
-                let internal = secp256k1::XOnlyPublicKey::from_slice(&key)
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let sig = bitcoin::taproot::Signature::from_slice(&sig.0)
-                    .map_err(|e| corrupt(e.to_string()))?;
-                if input.tap_internal_key.is_none() {
-                    input.tap_internal_key = Some(internal);
-                }
-                input.tap_key_sig = Some(sig);
-            }
-            other => return Err(corrupt(format!("unknown signature scheme {other:?}"))),
-        }
-    }
-    Ok(())
 }
 
 fn decode_state<S: serde::de::DeserializeOwned>(

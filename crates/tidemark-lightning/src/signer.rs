@@ -29,7 +29,7 @@ use tidemark_core::{
     AuditEntry, AuditOutcome, ChainId, ClientId, Digest, Domain, KeyId, Mark, ObjectId, Refusal,
     StateStore, StateWrite, StoreError, StoredState,
 };
-use tidemark_signer::{DecisionEvent, DecisionObserver};
+use tidemark_signer::DecisionObserver;
 use tracing::{info, warn};
 
 use crate::channel::{
@@ -304,9 +304,7 @@ impl LightningSigner {
     }
 
     fn audit(&self, entry: AuditEntry) {
-        if let Err(e) = self.store.audit(entry) {
-            warn!(error = %e, "audit record not written");
-        }
+        tidemark_signer::audit_best_effort(self.store.as_ref(), entry);
     }
 
     fn observe(
@@ -316,21 +314,12 @@ impl LightningSigner {
         outcome: &ChannelOutcome,
         started: Instant,
     ) {
-        let Some(observer) = &self.observer else {
-            return;
-        };
         let (kind, tag) = match outcome {
             ChannelOutcome::Done { .. } => (AuditOutcome::Signed, None),
             ChannelOutcome::Replayed { .. } => (AuditOutcome::Replayed, None),
             ChannelOutcome::Refused(r) => (AuditOutcome::Refused, Some(r.tag.as_str())),
         };
-        observer.observe(&DecisionEvent {
-            object,
-            client,
-            outcome: kind,
-            tag,
-            latency: started.elapsed(),
-        });
+        tidemark_signer::observe(self.observer.as_ref(), object, client, kind, tag, started);
     }
 }
 

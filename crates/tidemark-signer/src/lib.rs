@@ -30,9 +30,11 @@
 mod error;
 pub mod locks;
 mod pipeline;
+mod report;
 
 pub use error::SignError;
 pub use pipeline::{DecisionEvent, DecisionObserver, Outcome, Signer};
+pub use report::{audit_best_effort, observe};
 
 #[cfg(test)]
 mod doubles;

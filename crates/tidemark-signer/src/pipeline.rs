@@ -249,15 +249,14 @@ impl Signer {
             %client, %object, outcome = outcome.kind().as_str(), tag = tag.unwrap_or(""),
             "decision"
         );
-        if let Some(observer) = &self.observer {
-            observer.observe(&DecisionEvent {
-                object: &object,
-                client,
-                outcome: outcome.kind(),
-                tag,
-                latency: started.elapsed(),
-            });
-        }
+        crate::report::observe(
+            self.observer.as_ref(),
+            &object,
+            client,
+            outcome.kind(),
+            tag,
+            started,
+        );
         Ok(outcome)
     }
 
@@ -386,9 +385,7 @@ impl Signer {
     }
 
     fn audit_best_effort(&self, entry: AuditEntry) {
-        if let Err(e) = self.store.audit(entry) {
-            warn!(error = %e, "audit record not written");
-        }
+        crate::report::audit_best_effort(self.store.as_ref(), entry);
     }
 }
 
