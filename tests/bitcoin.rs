@@ -399,6 +399,7 @@ async fn restricted_signer(parent: &std::path::Path) -> Embedded {
         server_names: vec!["localhost".into(), "127.0.0.1".into()],
         key: VALIDATOR_KEY.into(),
         insecure_fast_kdf: true,
+        seed_file: None,
     };
     let made = tokio::task::block_in_place(|| init(&args)).unwrap();
     let config = made.layout.config();

@@ -96,6 +96,7 @@ fn init_signer(dir: &Path) {
         server_names: vec!["localhost".into(), "127.0.0.1".into()],
         key: VALIDATOR_KEY.into(),
         insecure_fast_kdf: true,
+        seed_file: None,
     };
     init(&args).expect("tidemark init");
 }

@@ -28,6 +28,7 @@ async fn signer_with_limit(max_in_flight: usize) -> (tempfile::TempDir, Embedded
         server_names: vec!["localhost".into()],
         key: VALIDATOR_KEY.into(),
         insecure_fast_kdf: true,
+        seed_file: None,
     })
     .unwrap();
     let config = made.layout.config();

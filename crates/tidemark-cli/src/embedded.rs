@@ -64,19 +64,46 @@ impl Embedded {
     /// temporary directory under `parent` (the system temp dir if `None`)
     /// and starts it on 127.0.0.1.
     pub async fn start_temp(replicas: u32, parent: Option<&Path>) -> anyhow::Result<Embedded> {
+        Embedded::start_temp_with(replicas, parent, None).await
+    }
+
+    /// [`Embedded::start_temp`] with the keystore's seed given (the
+    /// Lightning node's keys are then those of an LDK `KeysManager` over
+    /// `seed`); `None` generates one.
+    pub async fn start_temp_with(
+        replicas: u32,
+        parent: Option<&Path>,
+        seed: Option<&[u8; 32]>,
+    ) -> anyhow::Result<Embedded> {
         let tempdir = match parent {
             Some(p) => tempfile::Builder::new().prefix("tidemark-").tempdir_in(p),
             None => tempfile::Builder::new().prefix("tidemark-").tempdir(),
         }
         .context("cannot create a temporary directory")?;
         let dir = tempdir.path().join("signer");
-        let mut e = Embedded::start_in(&dir, replicas).await?;
+        let seed_file = match seed {
+            None => None,
+            Some(seed) => {
+                let path = tempdir.path().join("seed.hex");
+                std::fs::write(&path, hex::encode(seed)).context("cannot write the seed file")?;
+                Some(path)
+            }
+        };
+        let mut e = Embedded::init_and_start(&dir, replicas, seed_file).await?;
         e._tempdir = Some(tempdir);
         Ok(e)
     }
 
     /// Initializes a signer in `dir` (which must not hold one) and starts it.
     pub async fn start_in(dir: &Path, replicas: u32) -> anyhow::Result<Embedded> {
+        Embedded::init_and_start(dir, replicas, None).await
+    }
+
+    async fn init_and_start(
+        dir: &Path,
+        replicas: u32,
+        seed_file: Option<PathBuf>,
+    ) -> anyhow::Result<Embedded> {
         let args = InitArgs {
             dir: dir.to_owned(),
             replicas,
@@ -85,6 +112,7 @@ impl Embedded {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             key: VALIDATOR_KEY.into(),
             insecure_fast_kdf: true,
+            seed_file,
         };
         let made = tokio::task::block_in_place(|| init(&args))?;
         Embedded::start_existing(&made.layout.dir).await

@@ -100,6 +100,11 @@ pub struct InitArgs {
     /// Use cheap key-derivation parameters (tests and demos only).
     #[arg(long, hide = true)]
     pub insecure_fast_kdf: bool,
+    /// A file holding the keystore's seed as hex (32 bytes for the
+    /// Lightning node: the seed an LDK `KeysManager` ran with, to migrate
+    /// that node). Without it a fresh random seed is generated.
+    #[arg(long)]
+    pub seed_file: Option<PathBuf>,
 }
 
 /// What `init` made.
@@ -196,7 +201,13 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Initialized> {
         KdfParams::default()
     };
     let secret = SecretString::from(passphrase);
-    let mut keystore = SoftwareKeystore::create(layout.keystore(), &secret, params)?;
+    let mut keystore = match &args.seed_file {
+        None => SoftwareKeystore::create(layout.keystore(), &secret, params)?,
+        Some(path) => {
+            let seed = read_seed_file(path)?;
+            SoftwareKeystore::create_from_seed(layout.keystore(), &secret, seed, params)?
+        }
+    };
     let key = KeyId::new(args.key.clone())?;
     let public = keystore.add_ed25519(key)?;
     for w in DEV_WALLETS {
@@ -300,4 +311,54 @@ fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     writeln!(f, "{contents}")?;
     f.sync_all()?;
     Ok(())
+}
+
+/// Reads a hex seed (whitespace around it ignored) of exactly 32 bytes:
+/// the Lightning node's keys need a 32-byte seed.
+fn read_seed_file(path: &Path) -> anyhow::Result<secrecy::SecretSlice<u8>> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the seed file {}", path.display()))?,
+    );
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim())
+            .with_context(|| format!("{}: the seed must be hex", path.display()))?,
+    );
+    if bytes.len() != 32 {
+        bail!(
+            "{}: the seed must be 32 bytes (64 hex digits), found {} bytes",
+            path.display(),
+            bytes.len()
+        );
+    }
+    Ok(secrecy::SecretSlice::from(bytes.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret as _;
+
+    use super::read_seed_file;
+
+    #[test]
+    fn a_seed_file_must_hold_32_bytes_of_hex() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed");
+        std::fs::write(&path, format!("  {}\n", "ab".repeat(32))).unwrap();
+        assert_eq!(
+            read_seed_file(&path).unwrap().expose_secret(),
+            &[0xab; 32][..]
+        );
+        for (text, why) in [
+            ("ab".repeat(31), "32 bytes"),
+            ("ab".repeat(33), "32 bytes"),
+            ("zz".repeat(32), "hex"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = read_seed_file(&path).unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
+        let missing = read_seed_file(&dir.path().join("none")).unwrap_err();
+        assert!(missing.to_string().contains("cannot read"));
+    }
 }
