@@ -336,8 +336,17 @@ impl SignerDir {
     ) -> (ServeProcess, String, std::time::Duration) {
         let addr = self.rewrite_ports();
         let started = std::time::Instant::now();
+        let child = self.restart(&addr, ready_timeout).await;
+        (child, addr, started.elapsed())
+    }
+
+    /// Starts the signer again on the ports of its config (`addr`, the
+    /// gRPC address [`SignerDir::start`] returned) and returns once it
+    /// answers an admin `Status` (fails after `ready_timeout`).
+    pub async fn restart(&self, addr: &str, ready_timeout: std::time::Duration) -> ServeProcess {
+        let started = std::time::Instant::now();
         let mut child = self.spawn();
-        let admin = self.client(&addr, "admin", std::time::Duration::from_millis(300));
+        let admin = self.client(addr, "admin", std::time::Duration::from_millis(300));
         loop {
             if let Some(status) = child.exited() {
                 panic!(
@@ -346,7 +355,7 @@ impl SignerDir {
                 );
             }
             if admin.status().await.is_ok() {
-                return (child, addr, started.elapsed());
+                return child;
             }
             assert!(
                 started.elapsed() < ready_timeout,

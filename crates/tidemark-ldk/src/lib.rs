@@ -46,6 +46,8 @@ mod channel;
 mod connection;
 mod convert;
 mod node;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use channel::TidemarkChannelSigner;
 pub use connection::{Backoff, Refusals, UnblockedCallback};

@@ -98,6 +98,25 @@ impl AdapterConfig {
     }
 }
 
+impl AdapterConfig {
+    /// The defaults of [`AdapterConfig::new`] with the node's scripts asked
+    /// of the signer (`GetNodeScripts`), so they can never disagree with
+    /// the keys the signer holds. Makes one call, with `options`' deadline.
+    pub fn from_signer(
+        node: impl Into<String>,
+        options: &ClientOptions,
+    ) -> Result<AdapterConfig, AdapterError> {
+        let node = node.into();
+        let client = BlockingClient::connect_lazy(options.clone())?;
+        let scripts = client.node_scripts(&node)?;
+        Ok(AdapterConfig::new(
+            node,
+            scripts.destination_script,
+            scripts.shutdown_script,
+        ))
+    }
+}
+
 /// Why the adapter could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -25,7 +25,7 @@ use lightning::util::ser::Writeable as _;
 
 /// LDK's log lines, prefixed with the node's name, at info and above
 /// (the test harness captures them and shows them on failure).
-pub(crate) struct Log(pub &'static str);
+pub struct Log(pub &'static str);
 
 impl Logger for Log {
     fn log(&self, record: Record) {
@@ -36,7 +36,7 @@ impl Logger for Log {
 }
 
 /// One fee rate for every target.
-pub(crate) struct Fees(pub u32);
+pub struct Fees(pub u32);
 
 impl FeeEstimator for Fees {
     fn get_est_sat_per_1000_weight(&self, _: ConfirmationTarget) -> u32 {
@@ -46,11 +46,11 @@ impl FeeEstimator for Fees {
 
 /// Records every broadcast transaction.
 #[derive(Default)]
-pub(crate) struct Broadcaster(Mutex<Vec<Transaction>>);
+pub struct Broadcaster(Mutex<Vec<Transaction>>);
 
 impl Broadcaster {
     /// Everything broadcast so far.
-    pub(crate) fn all(&self) -> Vec<Transaction> {
+    pub fn all(&self) -> Vec<Transaction> {
         self.0.lock().unwrap().clone()
     }
 }
@@ -66,11 +66,21 @@ impl BroadcasterInterface for Broadcaster {
 
 /// Keeps every monitor, serialized, by name; persistence is synchronous.
 #[derive(Default)]
-pub(crate) struct Monitors(Mutex<HashMap<String, Vec<u8>>>);
+pub struct Monitors(Mutex<HashMap<String, Vec<u8>>>);
 
 impl Monitors {
+    /// Every stored monitor, serialized.
+    pub fn all(&self) -> Vec<Vec<u8>> {
+        self.0.lock().unwrap().values().cloned().collect()
+    }
+
+    /// Whether no monitor is stored.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
+    }
+
     /// How many monitors are stored.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()
     }
 
@@ -109,7 +119,7 @@ impl<S: EcdsaChannelSigner> Persist<S> for Monitors {
 
 /// Routes a payment to a direct peer over the first usable channel with
 /// it: the harness has two nodes and no gossip.
-pub(crate) struct DirectRouter;
+pub struct DirectRouter;
 
 impl Router for DirectRouter {
     fn find_route(
