@@ -12,6 +12,7 @@
 //! `--lightning` counterparty-commitment signing (the `lightning`
 //! submodule).
 
+mod adapter;
 mod bitcoin;
 mod lightning;
 

@@ -12,6 +12,11 @@
 //! revocation of the commitment before is validated (untimed), as the
 //! rule of at most two unrevoked commitments requires. A channel's
 //! decisions are serialized, so one client is the figure that matters.
+//!
+//! Each HTLC count is measured twice: with the client's structured
+//! request (`via = client`), and as LDK asks, through the adapter
+//! (`via = adapter`, see `adapter.rs`): the difference is what the
+//! adapter adds to every call.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +37,8 @@ const HTLC_SAT: u64 = 20_000;
 /// One HTLC count's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct LightningBenchRun {
+    /// `client` (structured requests) or `adapter` (LDK's signer trait).
+    pub via: &'static str,
     /// HTLCs in each commitment.
     pub htlcs: u8,
     /// Commitments signed in the measured window.
@@ -78,7 +85,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<LightningBenchReport> {
     let mut runs = Vec::new();
     for (i, &htlcs) in args.htlcs.iter().enumerate() {
         let user_channel_id = u128::try_from(i).context("too many runs")?;
-        let (latencies, elapsed) = measure(
+        let by_client = measure(
             &client,
             node.signer.node(),
             kind,
@@ -87,18 +94,24 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<LightningBenchReport> {
             duration,
         )
         .await?;
-        let signatures = latencies.len() as u64;
-        let (p50_us, p99_us) = percentiles(latencies);
-        let ratio = |us: u64| us as f64 / fdatasync_p50_us.max(1) as f64;
-        runs.push(LightningBenchRun {
-            htlcs,
-            signatures,
-            p50_us,
-            p99_us,
-            per_sec: signatures as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
-            p50_over_fdatasync: ratio(p50_us),
-            p99_over_fdatasync: ratio(p99_us),
-        });
+        let by_adapter = tokio::task::block_in_place(|| {
+            super::adapter::measure(&signer, &replica, node.signer.node(), kind, htlcs, duration)
+        })?;
+        for (via, (latencies, elapsed)) in [("client", by_client), ("adapter", by_adapter)] {
+            let signatures = latencies.len() as u64;
+            let (p50_us, p99_us) = percentiles(latencies);
+            let ratio = |us: u64| us as f64 / fdatasync_p50_us.max(1) as f64;
+            runs.push(LightningBenchRun {
+                via,
+                htlcs,
+                signatures,
+                p50_us,
+                p99_us,
+                per_sec: signatures as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+                p50_over_fdatasync: ratio(p50_us),
+                p99_over_fdatasync: ratio(p99_us),
+            });
+        }
     }
     signer.stop().await;
     Ok(LightningBenchReport {
@@ -197,7 +210,8 @@ pub(super) fn print_table(r: &LightningBenchReport) {
         r.fdatasync_p50_us, r.fdatasync_p99_us
     );
     println!(
-        "{:>6} {:>10} {:>10} {:>10} {:>12} {:>18} {:>18}",
+        "{:>8} {:>6} {:>10} {:>10} {:>10} {:>12} {:>18} {:>18}",
+        "via",
         "htlcs",
         "p50 us",
         "p99 us",
@@ -208,7 +222,8 @@ pub(super) fn print_table(r: &LightningBenchReport) {
     );
     for run in &r.runs {
         println!(
-            "{:>6} {:>10} {:>10} {:>10.0} {:>12} {:>18.2} {:>18.2}",
+            "{:>8} {:>6} {:>10} {:>10} {:>10.0} {:>12} {:>18.2} {:>18.2}",
+            run.via,
             run.htlcs,
             run.p50_us,
             run.p99_us,
