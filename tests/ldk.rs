@@ -8,8 +8,8 @@
 //! are synthetic and fed through `chain::Confirm`, messages are delivered
 //! between the nodes by the harness.
 //!
-//! - `ldk/payments.rs`: open, payments both ways with HTLCs in flight,
-//!   cooperative close.
+//! - `ldk/payments.rs`: open (A opens; B opens to A), payments both ways
+//!   with HTLCs in flight, cooperative close.
 //! - `ldk/force_close.rs`: a force close with an HTLC in flight: holder
 //!   commitment, HTLC-timeout transaction and sweeps to the wallet, each
 //!   checked by Bitcoin Core's script interpreter.

@@ -88,3 +88,61 @@ fn a_tidemark_node_closes_cooperatively_to_its_shutdown_script() {
     );
     assert_eq!(p.a.keys.refusals().total, 0);
 }
+
+#[test]
+fn a_tidemark_node_accepts_an_inbound_channel_and_pays_both_ways() {
+    let world = World::start();
+    let mut p = pair(&world, "replica-1");
+    p.b.manager
+        .create_channel(p.a.id(), CHANNEL_SAT, 0, 9, None, None)
+        .unwrap();
+    p.pump(
+        |_, _| {},
+        |b, e| {
+            if let Event::FundingGenerationReady {
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+                ..
+            } = e
+            {
+                let tx = crate::funding_transaction(
+                    Amount::from_sat(*channel_value_satoshis),
+                    output_script.clone(),
+                    0x77,
+                );
+                b.manager
+                    .funding_transaction_generated(*temporary_channel_id, *counterparty_node_id, tx)
+                    .unwrap();
+            }
+        },
+    );
+    let funding =
+        p.b.broadcaster
+            .all()
+            .pop()
+            .expect("B broadcasts the funding");
+    p.mine(std::slice::from_ref(&funding), 6);
+    p.pump(|_, _| {}, |_, _| {});
+    assert_eq!(
+        p.a.manager.list_usable_channels().len(),
+        1,
+        "A accepted the channel"
+    );
+    let keys_id = only_channel_keys_id(&p.a);
+    assert_eq!(
+        world.mark(&keys_id, "holder_validated"),
+        Some(0),
+        "the first holder commitment was validated (after the setup)"
+    );
+
+    send_payments(&p.b, &p.a, &[40_000_000, 10_000_000]);
+    let (events_a, events_b) = p.pump(claim, |_, _| {});
+    assert_eq!((count(&events_b, sent), count(&events_a, claimed)), (2, 2));
+    send_payments(&p.a, &p.b, &[15_000_000]);
+    let (events_a, events_b) = p.pump(|_, _| {}, claim);
+    assert_eq!((count(&events_a, sent), count(&events_b, claimed)), (1, 1));
+    assert!(world.mark(&keys_id, "holder_validated").unwrap() >= 4);
+    assert_eq!(p.a.keys.refusals().total, 0);
+}
