@@ -12,7 +12,11 @@
 //! Calls whose LDK signature cannot fail (`generate_channel_keys_id`,
 //! `get_expanded_key`, `get_peer_storage_key`, `get_receive_auth_key`)
 //! retry transient failures with backoff until the signer answers (they
-//! block the calling thread meanwhile) and cache what they may.
+//! block the calling thread meanwhile) and cache what they may. `ecdh`
+//! can fail in its signature, but LDK unwraps it on the payment path, so
+//! it retries transient failures for up to the validation patience
+//! (found by `tests/ldk/outage.rs`, which kills the signer at random
+//! instants).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -287,9 +291,12 @@ impl NodeSigner for TidemarkSigner {
             other_key: other_key.serialize().to_vec(),
             tweak: tweak.map(|t| t.to_be_bytes().to_vec()),
         };
+        // LDK unwraps this result when it decodes an HTLC's onion (0.2.7,
+        // `onion_utils::decode_next_payment_hop`): a transient failure
+        // must not reach it, so it is retried like a validation.
         let secret = self
             .connection
-            .once("ecdh", None, |c| c.ecdh(request.clone()))
+            .until_answered("ecdh", None, true, |c| c.ecdh(request.clone()))
             .map_err(|_| ())?;
         Ok(SharedSecret::from_bytes(secret))
     }
