@@ -170,7 +170,7 @@ pub enum MigrateError {
         channel_id: ChannelId,
         /// The signer's answer (a refusal carries its tag and mark).
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
 }
 
@@ -234,7 +234,7 @@ pub async fn import_channels(
             .await
             .map_err(|source| MigrateError::Import {
                 channel_id: c.channel_id,
-                source,
+                source: Box::new(source),
             })?;
         let outcome = if answer.replayed {
             ImportOutcome::AlreadyImported

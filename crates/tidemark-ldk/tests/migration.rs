@@ -1,0 +1,427 @@
+//! Migrating an LDK node from `KeysManager` to Tidemark: node A runs on
+//! `KeysManager` over a seed, opens a channel to B and pays both ways; it
+//! stops; a Tidemark signer is made from the same seed, A's channels are
+//! read from its persisted monitors and imported; A restarts from its
+//! persisted manager and monitors with the adapter and carries on.
+//!
+//! Also the extraction on its own (numbers, secrets, a channel with an
+//! update in flight, a foreign seed) and the imports the signer refuses.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+    absolute::LockTime,
+};
+use lightning::events::Event;
+use lightning::ln::channelmanager::{PaymentId, RecipientOnionFields, Retry};
+use lightning::ln::types::ChannelId;
+use lightning::routing::router::{PaymentParameters, RouteParameters};
+use lightning::sign::{ChannelSigner as _, KeysManager, SignerProvider as _};
+use lightning::util::config::UserConfig;
+use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded};
+use tidemark_client::ClientError;
+use tidemark_ldk::migrate::{
+    ImportOutcome, MigrateError, MigratedChannel, extract_channels, import_channels,
+};
+use tidemark_ldk::testing::{Chain, Keys, Node, Pair, Snapshot, connect, disconnect};
+use tidemark_ldk::{AdapterConfig, TidemarkSigner};
+use tidemark_lightning::RemoteKeyDerivation;
+use tidemark_lightning::channel::{ChannelKeys, RevocationSecrets};
+
+const CHANNEL_SAT: u64 = 1_000_000;
+const SEED: [u8; 32] = [0x5a; 32];
+/// The replica identity A's adapter uses, and the one kept for imports.
+const REPLICA: &str = "replica-1";
+const IMPORTER: &str = "replica-2";
+
+fn config() -> UserConfig {
+    let mut c = UserConfig::default();
+    c.channel_handshake_config.announce_for_forwarding = false;
+    c.channel_handshake_limits
+        .force_announced_channel_preference = false;
+    c
+}
+
+/// `KeysManager` as a node builds it (v2 remote key derivation, the
+/// signer's default).
+fn keys_manager(seed: &[u8; 32]) -> KeysManager {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    KeysManager::new(seed, now.as_secs(), now.subsec_nanos(), true)
+}
+
+fn funding_transaction(value: Amount, script: ScriptBuf, salt: u8) -> Transaction {
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::new(Txid::from_byte_array([salt; 32]), 0),
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
+        }],
+        output: vec![TxOut {
+            value,
+            script_pubkey: script,
+        }],
+    }
+}
+
+/// A (on `KeysManager` over [`SEED`]) and B, connected.
+fn keys_manager_pair() -> Pair<KeysManager, KeysManager> {
+    let chain = Chain::new(Network::Regtest);
+    let a = Node::new("a", keys_manager(&SEED), &chain, config());
+    let b = Node::new("b", keys_manager(&[7; 32]), &chain, config());
+    Pair::connect(a, b, chain)
+}
+
+/// A opens a channel to B; it confirms and is usable.
+fn open_channel<A: Keys, B: Keys>(p: &mut Pair<A, B>) -> ChannelId {
+    let before = p.a.broadcaster.all().len();
+    p.a.manager
+        .create_channel(p.b.id(), CHANNEL_SAT, 0, 42, None, None)
+        .unwrap();
+    p.pump(
+        |a, e| {
+            if let Event::FundingGenerationReady {
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+                ..
+            } = e
+            {
+                let tx = funding_transaction(
+                    Amount::from_sat(*channel_value_satoshis),
+                    output_script.clone(),
+                    0x42,
+                );
+                a.manager
+                    .funding_transaction_generated(*temporary_channel_id, *counterparty_node_id, tx)
+                    .unwrap();
+            }
+        },
+        |_, _| {},
+    );
+    let funding = p.a.broadcaster.all()[before].clone();
+    p.mine(std::slice::from_ref(&funding), 6);
+    let (events_a, _) = p.pump(|_, _| {}, |_, _| {});
+    let id = events_a
+        .iter()
+        .find_map(|e| match e {
+            Event::ChannelReady { channel_id, .. } => Some(*channel_id),
+            _ => None,
+        })
+        .expect("A sees the channel ready");
+    assert!(
+        p.a.manager
+            .list_usable_channels()
+            .iter()
+            .any(|c| c.channel_id == id)
+    );
+    id
+}
+
+/// Starts a payment of each amount from `from` to `to` (not delivered).
+fn send<F: Keys, T: Keys>(from: &Node<F>, to: &Node<T>, amounts: &[u64]) {
+    for &amount in amounts {
+        let (hash, secret) = to
+            .manager
+            .create_inbound_payment(Some(amount), 3600, None)
+            .unwrap();
+        let params = RouteParameters::from_payment_params_and_value(
+            PaymentParameters::from_node_id(to.id(), 40),
+            amount,
+        );
+        from.manager
+            .send_payment(
+                hash,
+                RecipientOnionFields::secret_only(secret),
+                PaymentId(hash.0),
+                params,
+                Retry::Attempts(0),
+            )
+            .unwrap();
+    }
+}
+
+fn claim<K: Keys>(node: &Node<K>, event: &Event) {
+    if let Event::PaymentClaimable { purpose, .. } = event {
+        node.manager.claim_funds(purpose.preimage().unwrap());
+    }
+}
+
+fn sent(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::PaymentSent { .. }))
+        .count()
+}
+
+/// Pays A to B, then B to A, one payment at a time, each completed.
+fn pay_both_ways<A: Keys, B: Keys>(p: &Pair<A, B>, rounds: usize) {
+    for _ in 0..rounds {
+        send(&p.a, &p.b, &[20_000_000]);
+        let (events_a, _) = p.pump(|_, _| {}, claim);
+        assert_eq!(sent(&events_a), 1, "A's payment completes");
+        send(&p.b, &p.a, &[5_000_000]);
+        let (_, events_b) = p.pump(claim, |_, _| {});
+        assert_eq!(sent(&events_b), 1, "B's payment completes");
+    }
+}
+
+/// The only channel in `channels`.
+fn only(channels: &[MigratedChannel]) -> &MigratedChannel {
+    assert_eq!(channels.len(), 1, "one channel");
+    &channels[0]
+}
+
+fn extract(snapshot: &Snapshot) -> Vec<MigratedChannel> {
+    extract_channels(&SEED, RemoteKeyDerivation::V2, &snapshot.monitors).unwrap()
+}
+
+/// Extraction alone: a channel that has just opened is at commitment 0 on
+/// both sides (its counterparty commitment is the monitor's initial one);
+/// after each payment round both sides are two commitments further and
+/// every counterparty commitment but the newest is revoked, with the
+/// compact store's secrets. The keys are `KeysManager`'s.
+#[test]
+fn extraction_reads_the_position_keys_manager_left() {
+    let mut p = keys_manager_pair();
+    let id = open_channel(&mut p);
+    let fresh = extract(&p.a.snapshot());
+    let c = only(&fresh);
+    assert_eq!(c.channel_id, id);
+    assert_eq!(c.counterparty_node_id, p.b.id());
+    let i = &c.import;
+    assert_eq!(i.counterparty_signed.len(), 1);
+    assert_eq!(i.counterparty_signed[0].commitment.number.get(), 0);
+    assert!(i.counterparty_signed[0].signatures.is_some());
+    assert_eq!(i.counterparty_revoked, 0);
+    assert!(i.counterparty_secrets.is_empty());
+    assert_eq!(i.holder.commitment.number.get(), 0);
+    assert_eq!(i.holder_revoked_through, None);
+    // The holder keys are KeysManager's for the channel keys id.
+    let derived = keys_manager(&SEED).derive_channel_signer(i.setup.channel_keys_id);
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    assert_eq!(
+        i.setup.holder,
+        ChannelKeys::from_ldk(&derived.pubkeys(&secp))
+    );
+    assert!(i.setup.is_outbound);
+    assert_eq!(i.setup.channel_value_sat, CHANNEL_SAT);
+
+    for rounds in 1..=2u64 {
+        pay_both_ways(&p, 1);
+        let channels = extract(&p.a.snapshot());
+        let i = &only(&channels).import;
+        // Two payments a round, two commitments each (add, then settle).
+        let expected = 4 * rounds;
+        assert_eq!(i.counterparty_signed[0].commitment.number.get(), expected);
+        assert_eq!(i.counterparty_revoked, expected);
+        assert_eq!(i.holder.commitment.number.get(), expected);
+        assert_eq!(
+            i.holder_revoked_through.map(|n| n.get()),
+            Some(expected - 1)
+        );
+        let numbers: Vec<u64> = i
+            .counterparty_secrets
+            .iter()
+            .map(|s| s.number.get())
+            .collect();
+        assert_eq!(
+            numbers,
+            RevocationSecrets::compact_numbers(expected).unwrap()
+        );
+        // Quiescent: the counterparty commitment mirrors the holder's.
+        let (cp, h) = (&i.counterparty_signed[0].commitment, &i.holder.commitment);
+        assert_eq!(cp.to_broadcaster_sat, h.to_countersignatory_sat);
+        assert_eq!(cp.to_countersignatory_sat, h.to_broadcaster_sat);
+        assert!(cp.htlcs.is_empty() && h.htlcs.is_empty());
+    }
+    // Pure: extracting again gives the same imports.
+    let snapshot = p.a.snapshot();
+    assert_eq!(extract(&snapshot), extract(&snapshot));
+}
+
+/// A channel with an update in flight (A signed the next counterparty
+/// commitment and awaits B's revocation) is not extracted; nor is one
+/// under another seed.
+#[test]
+fn extraction_refuses_updates_in_flight_and_a_foreign_seed() {
+    let mut p = keys_manager_pair();
+    open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    send(&p.a, &p.b, &[1_000_000]);
+    let in_flight = p.a.snapshot();
+    let e = extract_channels(&SEED, RemoteKeyDerivation::V2, &in_flight.monitors).unwrap_err();
+    assert!(matches!(e, MigrateError::NotQuiescent { .. }), "{e}");
+    // Delivered and settled: quiescent again.
+    p.pump(|_, _| {}, claim);
+    let settled = p.a.snapshot();
+    assert_eq!(extract(&settled).len(), 1);
+    let e = extract_channels(&[9; 32], RemoteKeyDerivation::V2, &settled.monitors).unwrap_err();
+    assert!(matches!(e, MigrateError::ForeignSeed { .. }), "{e}");
+    let e = extract_channels(&SEED, RemoteKeyDerivation::V2, &[vec![1u8, 1, 0]]).unwrap_err();
+    assert!(matches!(e, MigrateError::Deserialize(_)), "{e}");
+}
+
+struct Signer {
+    runtime: tokio::runtime::Runtime,
+    embedded: Option<Embedded>,
+}
+
+impl Signer {
+    /// A Tidemark signer whose node keys are `KeysManager`'s over `seed`.
+    fn start(seed: &[u8; 32]) -> Signer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let embedded = runtime
+            .block_on(Embedded::start_temp_with(2, None, Some(seed)))
+            .unwrap();
+        Signer {
+            runtime,
+            embedded: Some(embedded),
+        }
+    }
+
+    fn embedded(&self) -> &Embedded {
+        self.embedded.as_ref().unwrap()
+    }
+
+    fn adapter(&self) -> TidemarkSigner {
+        let options = self
+            .embedded()
+            .client_options(REPLICA)
+            .unwrap()
+            .with_deadline(Duration::from_secs(5));
+        let config = AdapterConfig::from_signer(DEV_LIGHTNING_NODE, &options).unwrap();
+        TidemarkSigner::new(options, config).unwrap()
+    }
+
+    fn import(&self, channels: &[MigratedChannel]) -> Result<Vec<ImportOutcome>, MigrateError> {
+        let _runtime = self.runtime.enter();
+        let client = self.embedded().client(IMPORTER).unwrap();
+        self.runtime
+            .block_on(import_channels(&client, DEV_LIGHTNING_NODE, channels))
+    }
+
+    /// The signer's mark `name` of the channel.
+    fn mark(&self, channel_keys_id: &[u8; 32], name: &str) -> Option<u64> {
+        let node = self.embedded().lightning().unwrap();
+        node.signer
+            .channel_state(channel_keys_id)
+            .unwrap()
+            .expect("the channel has state")
+            .mark()
+            .get(name)
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        if let Some(e) = self.embedded.take() {
+            self.runtime.block_on(e.stop());
+        }
+    }
+}
+
+fn refusal_tag(e: &MigrateError) -> String {
+    match e {
+        MigrateError::Import { source, .. } => match &**source {
+            ClientError::Refused(r) => r.tag.clone(),
+            other => panic!("not a refusal: {other}"),
+        },
+        other => panic!("not an import failure: {other}"),
+    }
+}
+
+/// The whole migration: A on `KeysManager` opens a channel and pays both
+/// ways, is persisted and stops; a signer over the same seed gets the
+/// channel's import; A restarts from its persisted state on the adapter,
+/// keeps its node id, reconnects and pays both ways again, with no
+/// refusal, the signer's marks continuing from the import. An import
+/// again is replayed; an import of the older snapshot, and of the newest
+/// once the channel moved on, are refused.
+#[test]
+fn a_keys_manager_node_moves_to_tidemark_with_its_node_id_and_channel() {
+    let mut p = keys_manager_pair();
+    let node_id = p.a.id();
+    let channel_id = open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    let older = p.a.snapshot();
+    pay_both_ways(&p, 1);
+    let newest = p.a.snapshot();
+
+    // A stops.
+    let Pair { a, b, mut chain } = p;
+    disconnect(&a, &b);
+    drop(a);
+
+    // The signer from the same seed, the channel imported.
+    let signer = Signer::start(&SEED);
+    let channels = extract(&newest);
+    let import = &only(&channels).import;
+    let id = import.setup.channel_keys_id;
+    let imported_n = import.counterparty_signed[0].commitment.number.get();
+    assert_eq!(
+        signer.import(&channels).unwrap(),
+        vec![ImportOutcome::Imported]
+    );
+    let holder_n = import.holder.commitment.number.get();
+    assert_eq!(signer.mark(&id, "counterparty_signed"), Some(imported_n));
+    assert_eq!(signer.mark(&id, "counterparty_revoked"), Some(imported_n));
+    assert_eq!(signer.mark(&id, "holder_validated"), Some(holder_n));
+    // Again: replayed, harmless.
+    assert_eq!(
+        signer.import(&channels).unwrap(),
+        vec![ImportOutcome::AlreadyImported]
+    );
+    // The older snapshot: refused, the channel has state.
+    let e = signer.import(&extract(&older)).unwrap_err();
+    assert_eq!(refusal_tag(&e), "policy-channel-already-setup");
+
+    // A restarts from its persisted state, on the adapter.
+    let adapter = signer.adapter();
+    chain.mine(&[]);
+    let a = Node::restore("a", adapter.clone(), &newest, &chain, config());
+    a.wire_unblocked(&adapter);
+    b.sync(&chain);
+    assert_eq!(a.id(), node_id, "the node id is the seed's");
+    connect(&a, &b);
+    let p = Pair { a, b, chain };
+    p.pump(|_, _| {}, |_, _| {});
+    assert!(
+        p.a.manager
+            .list_usable_channels()
+            .iter()
+            .any(|c| c.channel_id == channel_id),
+        "the channel is usable after the reconnect"
+    );
+    assert!(p.a.errors.lock().unwrap().is_empty());
+    assert!(p.b.errors.lock().unwrap().is_empty());
+
+    pay_both_ways(&p, 2);
+    assert_eq!(adapter.refusals().total, 0, "no refusal");
+    // Two rounds of two payments, two commitments each.
+    assert_eq!(
+        signer.mark(&id, "counterparty_signed"),
+        Some(imported_n + 8)
+    );
+    assert_eq!(
+        signer.mark(&id, "counterparty_revoked"),
+        Some(imported_n + 8)
+    );
+    assert_eq!(signer.mark(&id, "holder_validated"), Some(holder_n + 8));
+
+    // The import the node started from, now stale: refused.
+    let e = signer.import(&channels).unwrap_err();
+    assert_eq!(refusal_tag(&e), "policy-channel-already-setup");
+}
