@@ -39,11 +39,17 @@ const SEED: [u8; 32] = [0x5a; 32];
 const REPLICA: &str = "replica-1";
 const IMPORTER: &str = "replica-2";
 
-fn config() -> UserConfig {
+/// A node's config; with `anchors`, channels are
+/// `option_anchors_zero_fee_htlc_tx` (inbound ones accepted by hand, as
+/// LDK requires for anchors).
+fn config(anchors: bool) -> UserConfig {
     let mut c = UserConfig::default();
     c.channel_handshake_config.announce_for_forwarding = false;
     c.channel_handshake_limits
         .force_announced_channel_preference = false;
+    c.channel_handshake_config
+        .negotiate_anchors_zero_fee_htlc_tx = anchors;
+    c.manually_accept_inbound_channels = anchors;
     c
 }
 
@@ -72,10 +78,10 @@ fn funding_transaction(value: Amount, script: ScriptBuf, salt: u8) -> Transactio
 }
 
 /// A (on `KeysManager` over [`SEED`]) and B, connected.
-fn keys_manager_pair() -> Pair<KeysManager, KeysManager> {
+fn keys_manager_pair(anchors: bool) -> Pair<KeysManager, KeysManager> {
     let chain = Chain::new(Network::Regtest);
-    let a = Node::new("a", keys_manager(&SEED), &chain, config());
-    let b = Node::new("b", keys_manager(&[7; 32]), &chain, config());
+    let a = Node::new("a", keys_manager(&SEED), &chain, config(anchors));
+    let b = Node::new("b", keys_manager(&[7; 32]), &chain, config(anchors));
     Pair::connect(a, b, chain)
 }
 
@@ -105,7 +111,18 @@ fn open_channel<A: Keys, B: Keys>(p: &mut Pair<A, B>) -> ChannelId {
                     .unwrap();
             }
         },
-        |_, _| {},
+        |b, e| {
+            if let Event::OpenChannelRequest {
+                temporary_channel_id,
+                counterparty_node_id,
+                ..
+            } = e
+            {
+                b.manager
+                    .accept_inbound_channel(temporary_channel_id, counterparty_node_id, 7, None)
+                    .unwrap();
+            }
+        },
     );
     let funding = p.a.broadcaster.all()[before].clone();
     p.mine(std::slice::from_ref(&funding), 6);
@@ -191,7 +208,13 @@ fn extract(snapshot: &Snapshot) -> Vec<MigratedChannel> {
 /// compact store's secrets. The keys are `KeysManager`'s.
 #[test]
 fn extraction_reads_the_position_keys_manager_left() {
-    let mut p = keys_manager_pair();
+    for anchors in [false, true] {
+        extraction_reads_the_position(anchors);
+    }
+}
+
+fn extraction_reads_the_position(anchors: bool) {
+    let mut p = keys_manager_pair(anchors);
     let id = open_channel(&mut p);
     let fresh = extract(&p.a.snapshot());
     let c = only(&fresh);
@@ -246,6 +269,29 @@ fn extraction_reads_the_position_keys_manager_left() {
     // Pure: extracting again gives the same imports.
     let snapshot = p.a.snapshot();
     assert_eq!(extract(&snapshot), extract(&snapshot));
+    assert_eq!(
+        only(&extract(&snapshot))
+            .import
+            .setup
+            .channel_type_features()
+            .supports_anchors_zero_fee_htlc_tx(),
+        anchors
+    );
+
+    // An HTLC B holds without claiming: committed on both sides, so the
+    // channel is quiescent and both commitments carry it.
+    send(&p.a, &p.b, &[30_000_000]);
+    p.pump(|_, _| {}, |_, _| {});
+    let channels = extract(&p.a.snapshot());
+    let i = &only(&channels).import;
+    let (cp, h) = (&i.counterparty_signed[0].commitment, &i.holder.commitment);
+    assert_eq!(cp.number.get(), 9);
+    assert_eq!(h.number.get(), 9);
+    assert_eq!(cp.htlcs.len(), 1);
+    assert_eq!(h.htlcs.len(), 1);
+    assert!(h.htlcs[0].offered && !cp.htlcs[0].offered);
+    let sigs = i.counterparty_signed[0].signatures.as_ref().unwrap();
+    assert_eq!(sigs.htlc_signatures.len(), 1);
 }
 
 /// A channel with an update in flight (A signed the next counterparty
@@ -253,7 +299,7 @@ fn extraction_reads_the_position_keys_manager_left() {
 /// under another seed.
 #[test]
 fn extraction_refuses_updates_in_flight_and_a_foreign_seed() {
-    let mut p = keys_manager_pair();
+    let mut p = keys_manager_pair(false);
     open_channel(&mut p);
     pay_both_ways(&p, 1);
     send(&p.a, &p.b, &[1_000_000]);
@@ -352,7 +398,17 @@ fn refusal_tag(e: &MigrateError) -> String {
 /// once the channel moved on, are refused.
 #[test]
 fn a_keys_manager_node_moves_to_tidemark_with_its_node_id_and_channel() {
-    let mut p = keys_manager_pair();
+    migrate(false);
+}
+
+/// The same on an anchors channel.
+#[test]
+fn a_keys_manager_node_moves_to_tidemark_with_an_anchors_channel() {
+    migrate(true);
+}
+
+fn migrate(anchors: bool) {
+    let mut p = keys_manager_pair(anchors);
     let node_id = p.a.id();
     let channel_id = open_channel(&mut p);
     pay_both_ways(&p, 1);
@@ -391,7 +447,7 @@ fn a_keys_manager_node_moves_to_tidemark_with_its_node_id_and_channel() {
     // A restarts from its persisted state, on the adapter.
     let adapter = signer.adapter();
     chain.mine(&[]);
-    let a = Node::restore("a", adapter.clone(), &newest, &chain, config());
+    let a = Node::restore("a", adapter.clone(), &newest, &chain, config(anchors));
     a.wire_unblocked(&adapter);
     b.sync(&chain);
     assert_eq!(a.id(), node_id, "the node id is the seed's");
@@ -424,4 +480,58 @@ fn a_keys_manager_node_moves_to_tidemark_with_its_node_id_and_channel() {
     // The import the node started from, now stale: refused.
     let e = signer.import(&channels).unwrap_err();
     assert_eq!(refusal_tag(&e), "policy-channel-already-setup");
+}
+
+/// A stale import on a fresh signer (an older snapshot's: the signer
+/// cannot tell) fails safe: the node, restarted from its newest state,
+/// asks for the next counterparty commitment after the one it really
+/// signed, which is not the next after the import's: refused, nothing
+/// signed, the payment does not go through and the signer's marks stay
+/// at the import.
+#[test]
+fn a_stale_import_is_refused_when_the_node_signs_past_it() {
+    let mut p = keys_manager_pair(false);
+    open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    let older = p.a.snapshot();
+    pay_both_ways(&p, 1);
+    let newest = p.a.snapshot();
+    let Pair { a, b, chain } = p;
+    disconnect(&a, &b);
+    drop(a);
+
+    let signer = Signer::start(&SEED);
+    let stale = extract(&older);
+    let id = only(&stale).import.setup.channel_keys_id;
+    let stale_n = only(&stale).import.counterparty_signed[0]
+        .commitment
+        .number
+        .get();
+    assert!(
+        stale_n
+            < only(&extract(&newest)).import.counterparty_signed[0]
+                .commitment
+                .number
+                .get()
+    );
+    assert_eq!(
+        signer.import(&stale).unwrap(),
+        vec![ImportOutcome::Imported]
+    );
+
+    let adapter = signer.adapter();
+    let a = Node::restore("a", adapter.clone(), &newest, &chain, config(false));
+    a.wire_unblocked(&adapter);
+    connect(&a, &b);
+    let p = Pair { a, b, chain };
+    p.pump(|_, _| {}, |_, _| {});
+    send(&p.a, &p.b, &[20_000_000]);
+    let (events_a, _) = p.pump(|_, _| {}, claim);
+    assert_eq!(sent(&events_a), 0, "no payment past a stale import");
+    let refusals = adapter.refusals();
+    assert!(
+        refusals.tagged("policy-commitment-not-next") >= 1,
+        "{refusals:?}"
+    );
+    assert_eq!(signer.mark(&id, "counterparty_signed"), Some(stale_n));
 }
