@@ -79,13 +79,13 @@ use bitcoin::transaction::Version;
 use bitcoin::{Amount, BlockHash, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid};
 use bitcoin::{Witness, absolute};
 use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget, FeeEstimator};
-use lightning::chain::channelmonitor::ChannelMonitor;
+use lightning::chain::channelmonitor::{Balance, ChannelMonitor};
 use lightning::ln::chan_utils::{
     ChannelTransactionParameters, CommitmentTransaction, HTLCOutputInCommitment,
 };
 use lightning::ln::types::ChannelId;
-use lightning::sign::KeysManager;
 use lightning::sign::ecdsa::EcdsaChannelSigner;
+use lightning::sign::{ChannelSigner as _, KeysManager};
 use lightning::util::logger::{Logger, Record};
 use lightning::util::ser::ReadableArgs;
 use tidemark_client::{Client, ClientError};
@@ -156,9 +156,16 @@ pub enum MigrateError {
         /// What.
         what: &'static str,
     },
-    /// The monitor signed no holder commitment when asked to (a closed
-    /// channel, or one whose funding was never broadcast).
-    #[error("channel {channel_id}: the monitor gave no holder commitment (is the channel closed?)")]
+    /// The channel's funding output is spent on chain (or being spent):
+    /// there is no open channel to import.
+    #[error("channel {channel_id} is closed: its funding output is spent")]
+    Closed {
+        /// The channel.
+        channel_id: ChannelId,
+    },
+    /// The monitor signed no holder commitment when asked to (a channel
+    /// whose funding was never broadcast).
+    #[error("channel {channel_id}: the monitor gave no holder commitment")]
     NoHolderCommitment {
         /// The channel.
         channel_id: ChannelId,
@@ -290,6 +297,16 @@ impl Extraction {
 
     fn run(self) -> Result<MigratedChannel, MigrateError> {
         let channel_id = self.channel_id();
+        // Until its funding is spent, a monitor reports the balance
+        // claimable on close (LDK 0.2.7, `get_claimable_balances`).
+        let open = self
+            .copy
+            .get_claimable_balances()
+            .iter()
+            .any(|b| matches!(b, Balance::ClaimableOnChannelClose { .. }));
+        if !open {
+            return Err(MigrateError::Closed { channel_id });
+        }
         let Some(channel_keys_id) = self.keys.with(|r| r.channel_keys_id) else {
             return self.layout("the monitor derived no channel signer");
         };
@@ -308,7 +325,6 @@ impl Extraction {
             return self.layout("the channel value read does not match the parameters");
         }
         let in_memory = self.keys.in_memory(channel_keys_id);
-        use lightning::sign::ChannelSigner as _;
         if in_memory.pubkeys(&self.secp) != params.holder_pubkeys {
             return Err(MigrateError::ForeignSeed { channel_id });
         }
@@ -354,6 +370,13 @@ impl Extraction {
         ) else {
             return self.layout("KeysManager did not sign the counterparty commitment again");
         };
+        tracing::debug!(
+            %channel_id,
+            counterparty_signed = newest.get(),
+            counterparty_revoked = revoked,
+            holder = holder.commitment.number.get(),
+            "channel position extracted"
+        );
         let holder_revoked_through = holder
             .commitment
             .number

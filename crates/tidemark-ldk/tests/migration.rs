@@ -316,6 +316,31 @@ fn extraction_refuses_updates_in_flight_and_a_foreign_seed() {
     assert!(matches!(e, MigrateError::Deserialize(_)), "{e}");
 }
 
+/// A channel closed cooperatively, its closing transaction confirmed, is
+/// not extracted.
+#[test]
+fn extraction_refuses_a_closed_channel() {
+    let mut p = keys_manager_pair(false);
+    let id = open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    let before = p.a.broadcaster.all().len() + p.b.broadcaster.all().len();
+    p.a.manager.close_channel(&id, &p.b.id()).unwrap();
+    p.pump(|_, _| {}, |_, _| {});
+    let mut closing: Vec<Transaction> = p.a.broadcaster.all();
+    closing.extend(p.b.broadcaster.all());
+    assert!(
+        closing.len() > before,
+        "the closing transaction is broadcast"
+    );
+    let closing = closing.last().unwrap().clone();
+    p.mine(&[closing], 6);
+    p.pump(|_, _| {}, |_, _| {});
+    let snapshot = p.a.snapshot();
+    assert_eq!(snapshot.monitors.len(), 1, "the monitor is still persisted");
+    let e = extract_channels(&SEED, RemoteKeyDerivation::V2, &snapshot.monitors).unwrap_err();
+    assert!(matches!(e, MigrateError::Closed { .. }), "{e}");
+}
+
 struct Signer {
     runtime: tokio::runtime::Runtime,
     embedded: Option<Embedded>,
