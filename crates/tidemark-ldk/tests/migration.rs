@@ -294,6 +294,58 @@ fn extraction_reads_the_position(anchors: bool) {
     assert_eq!(sigs.htlc_signatures.len(), 1);
 }
 
+/// What A's extraction says A signed is what B received, byte for byte:
+/// B's own extraction (B runs `KeysManager` too) has A's counterparty
+/// commitment as its holder commitment, countersigned with the
+/// signatures A's extraction computed again, and the reverse; B holds the
+/// secrets A released, exactly through A's `holder_revoked_through`.
+#[test]
+fn extraction_agrees_with_what_the_peer_received() {
+    for anchors in [false, true] {
+        let mut p = keys_manager_pair(anchors);
+        open_channel(&mut p);
+        let check = |p: &Pair<KeysManager, KeysManager>| {
+            let a = only(&extract(&p.a.snapshot())).import.clone();
+            let b_channels =
+                extract_channels(&[7; 32], RemoteKeyDerivation::V2, &p.b.snapshot().monitors)
+                    .unwrap();
+            let b = only(&b_channels).import.clone();
+            let signed = &a.counterparty_signed[0];
+            let sigs = signed.signatures.as_ref().unwrap();
+            assert_eq!(b.holder.commitment, signed.commitment);
+            assert_eq!(b.holder.counterparty_signature, sigs.signature);
+            assert_eq!(b.holder.counterparty_htlc_signatures, sigs.htlc_signatures);
+            let b_signed = &b.counterparty_signed[0];
+            let b_sigs = b_signed.signatures.as_ref().unwrap();
+            assert_eq!(a.holder.commitment, b_signed.commitment);
+            assert_eq!(a.holder.counterparty_signature, b_sigs.signature);
+            assert_eq!(
+                a.holder.counterparty_htlc_signatures,
+                b_sigs.htlc_signatures
+            );
+            // B revoked through A's holder number minus one, with A's
+            // secrets.
+            assert_eq!(
+                a.holder_revoked_through.map(|n| n.get() + 1).unwrap_or(0),
+                b.counterparty_revoked
+            );
+            let a_keys = keys_manager(&SEED).derive_channel_signer(a.setup.channel_keys_id);
+            for s in &b.counterparty_secrets {
+                let released = a_keys
+                    .release_commitment_secret(s.number.ldk_index())
+                    .unwrap();
+                assert_eq!(released, s.secret, "A's secret of {}", s.number);
+            }
+        };
+        check(&p);
+        pay_both_ways(&p, 2);
+        check(&p);
+        send(&p.a, &p.b, &[30_000_000]);
+        p.pump(|_, _| {}, |_, _| {});
+        check(&p);
+    }
+}
+
 /// A channel with an update in flight (A signed the next counterparty
 /// commitment and awaits B's revocation) is not extracted; nor is one
 /// under another seed.
