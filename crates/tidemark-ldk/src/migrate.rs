@@ -58,8 +58,16 @@
 //!   mirrors (not quiescent) is [`MigrateError::NotQuiescent`], never
 //!   guessed.
 //! - **its signatures**: `KeysManager`'s channel signer signs the rebuilt
-//!   commitment again (RFC 6979: the same bytes the node sent), so an
-//!   identical retransmission after the restart is replayed.
+//!   commitment again (RFC 6979: the bytes the node sent, when both builds
+//!   grind signatures alike), so an identical retransmission after the
+//!   restart is replayed.
+//!
+//! Why the txid check is the safety argument: the import stores the
+//! rebuilt content with these signatures, and the signer replays them for
+//! that content. A content other than what the node signed would be a
+//! second commitment for the number; equal txids mean the very
+//! transaction the node signed (the txid commits to every output and to
+//! the obscured number).
 //!
 //! # Invariants
 //!
@@ -82,6 +90,7 @@ use lightning::chain::chaininterface::{BroadcasterInterface, ConfirmationTarget,
 use lightning::chain::channelmonitor::{Balance, ChannelMonitor};
 use lightning::ln::chan_utils::{
     ChannelTransactionParameters, CommitmentTransaction, HTLCOutputInCommitment,
+    HolderCommitmentTransaction,
 };
 use lightning::ln::types::ChannelId;
 use lightning::sign::ecdsa::EcdsaChannelSigner;
@@ -407,13 +416,7 @@ impl Extraction {
     /// The newest holder commitment, as the copy signs it to broadcast.
     fn holder_commitment(
         &self,
-    ) -> Result<
-        (
-            ChannelTransactionParameters,
-            lightning::ln::chan_utils::HolderCommitmentTransaction,
-        ),
-        MigrateError,
-    > {
+    ) -> Result<(ChannelTransactionParameters, HolderCommitmentTransaction), MigrateError> {
         self.copy
             .broadcast_latest_holder_commitment_txn(&&Dropped, &&FixedFee, &&Quiet);
         self.keys
