@@ -8,8 +8,8 @@
 //! are synthetic and fed through `chain::Confirm`, messages are delivered
 //! between the nodes by the harness.
 //!
-//! - `ldk/payments.rs`: open, payments both ways with HTLCs in flight,
-//!   cooperative close.
+//! - `ldk/payments.rs`: open (A opens; B opens to A), payments both ways
+//!   with HTLCs in flight, cooperative close.
 //! - `ldk/force_close.rs`: a force close with an HTLC in flight: holder
 //!   commitment, HTLC-timeout transaction and sweeps to the wallet, each
 //!   checked by Bitcoin Core's script interpreter.
@@ -157,11 +157,21 @@ pub(crate) fn keys_manager(seed: u8) -> KeysManager {
 /// Node A (replica `identity` of the Tidemark node) and node B
 /// (`KeysManager`), connected, with A's unblocked notice wired.
 pub(crate) fn pair(world: &World, identity: &str) -> Pair<TidemarkSigner, KeysManager> {
+    pair_with(world, identity, config(), config())
+}
+
+/// [`pair`] with each node's config.
+pub(crate) fn pair_with(
+    world: &World,
+    identity: &str,
+    config_a: UserConfig,
+    config_b: UserConfig,
+) -> Pair<TidemarkSigner, KeysManager> {
     let chain = Chain::new(Network::Regtest);
     let adapter = world.adapter(identity);
-    let a = Node::new("a", adapter.clone(), &chain, config());
+    let a = Node::new("a", adapter.clone(), &chain, config_a);
     a.wire_unblocked(&adapter);
-    let b = Node::new("b", keys_manager(7), &chain, config());
+    let b = Node::new("b", keys_manager(7), &chain, config_b);
     Pair::connect(a, b, chain)
 }
 
@@ -212,7 +222,19 @@ pub(crate) fn open_channel<B: Keys>(p: &mut Pair<TidemarkSigner, B>) -> (Channel
                     .unwrap();
             }
         },
-        |_, _| {},
+        |b, e| {
+            // B accepts by hand when its config asks it to (anchors).
+            if let Event::OpenChannelRequest {
+                temporary_channel_id,
+                counterparty_node_id,
+                ..
+            } = e
+            {
+                b.manager
+                    .accept_inbound_channel(temporary_channel_id, counterparty_node_id, 0, None)
+                    .unwrap();
+            }
+        },
     );
     let broadcast = p.a.broadcaster.all();
     assert_eq!(broadcast.len(), before + 1, "A broadcasts the funding");

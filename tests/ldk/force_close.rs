@@ -1,6 +1,8 @@
-//! A force close with an HTLC in flight: node A broadcasts its holder
-//! commitment, times the HTLC out on chain and sweeps both delayed outputs
-//! to its wallet, every signature from the signer process. Each
+//! A force close with two HTLCs in flight: node A broadcasts its holder
+//! commitment, claims the HTLC it has the preimage of with an HTLC-success
+//! transaction, times the other out with an HTLC-timeout transaction and
+//! sweeps the three delayed outputs to its wallet, every signature from
+//! the signer process. Each
 //! transaction is run through Bitcoin Core's script interpreter against
 //! the outputs it spends.
 
@@ -56,7 +58,7 @@ fn spends(tx: &Transaction, txid: Txid) -> bool {
 }
 
 #[test]
-fn a_force_close_times_out_the_htlc_and_sweeps_both_outputs_to_the_wallet() {
+fn a_force_close_claims_and_times_out_htlcs_and_sweeps_to_the_wallet() {
     let world = World::start();
     let mut p = pair(&world, "replica-1");
     let (channel, funding) = open_channel(&mut p);
@@ -69,6 +71,18 @@ fn a_force_close_times_out_the_htlc_and_sweeps_both_outputs_to_the_wallet() {
     let (_, events_b) = p.pump(|_, _| {}, |_, _| {});
     let claimable = |e: &Event| matches!(e, Event::PaymentClaimable { .. });
     assert_eq!(count(&events_b, claimable), 1, "B holds the HTLC");
+    // And one B pays A: A claims it just before closing, so only the
+    // chain can settle it.
+    send_payments(&p.b, &p.a, &[30_000_000]);
+    let (events_a, _) = p.pump(|_, _| {}, |_, _| {});
+    let preimage = events_a
+        .iter()
+        .find_map(|e| match e {
+            Event::PaymentClaimable { purpose, .. } => purpose.preimage(),
+            _ => None,
+        })
+        .expect("A holds B's HTLC");
+    p.a.manager.claim_funds(preimage);
 
     let signed_before = world.mark(&keys_id, "counterparty_signed").unwrap();
     p.a.manager
@@ -84,14 +98,14 @@ fn a_force_close_times_out_the_htlc_and_sweeps_both_outputs_to_the_wallet() {
     verify_spends(&commitment, &[&funding]);
     assert_eq!(
         commitment.output.len(),
-        3,
-        "to_local, to_remote and the HTLC"
+        4,
+        "to_local, to_remote and the two HTLCs"
     );
 
     // Mine A's commitment, then block by block whatever A broadcasts that
-    // spends a mined transaction and is final, until both delayed outputs
-    // (the commitment's to_local and the HTLC-timeout's output) are ours
-    // to sweep.
+    // spends a mined transaction and is final, until the three delayed
+    // outputs (the commitment's to_local, the HTLC-success's and the
+    // HTLC-timeout's) are ours to sweep.
     let mut mined: Vec<Transaction> = vec![funding.clone(), commitment.clone()];
     p.mine(std::slice::from_ref(&commitment), 0);
     let mut descriptors: Vec<SpendableOutputDescriptor> = Vec::new();
@@ -123,21 +137,34 @@ fn a_force_close_times_out_the_htlc_and_sweeps_both_outputs_to_the_wallet() {
                 _ => {}
             }
         }
-        if descriptors.len() >= 2 {
+        if descriptors.len() >= 3 {
             break;
         }
     }
-    let htlc_timeout = mined
+    let second_stage: Vec<&Transaction> = mined
         .iter()
-        .find(|t| spends(t, commitment.compute_txid()))
-        .expect("A timed the HTLC out on chain")
-        .clone();
-    assert_eq!(htlc_timeout.input.len(), 1);
-    assert_eq!(
-        htlc_timeout.input[0].witness.len(),
-        5,
-        "both signatures, an empty preimage and the HTLC script"
-    );
+        .filter(|t| spends(t, commitment.compute_txid()))
+        .collect();
+    assert_eq!(second_stage.len(), 2, "an HTLC-success and an HTLC-timeout");
+    let preimage_of = |t: &Transaction| t.input[0].witness.nth(3).map(<[u8]>::len);
+    let htlc_success = (*second_stage
+        .iter()
+        .find(|t| preimage_of(t) == Some(32))
+        .expect("A claimed B's HTLC with its preimage"))
+    .clone();
+    let htlc_timeout = (*second_stage
+        .iter()
+        .find(|t| preimage_of(t) == Some(0))
+        .expect("A timed its HTLC out"))
+    .clone();
+    for tx in [&htlc_success, &htlc_timeout] {
+        assert_eq!(tx.input.len(), 1);
+        assert_eq!(
+            tx.input[0].witness.len(),
+            5,
+            "empty, both signatures, preimage (or empty), HTLC script"
+        );
+    }
     assert_eq!(failed, 1, "A's payment failed once the HTLC timed out");
     let delayed: Vec<_> = descriptors
         .iter()
@@ -166,8 +193,8 @@ fn a_force_close_times_out_the_htlc_and_sweeps_both_outputs_to_the_wallet() {
                 &Secp256k1::new(),
             )
             .expect("the signer signs the sweep");
-    verify_spends(&sweep, &[&commitment, &htlc_timeout]);
-    assert_eq!(sweep.input.len(), 2);
+    verify_spends(&sweep, &[&commitment, &htlc_success, &htlc_timeout]);
+    assert_eq!(sweep.input.len(), 3);
     assert_eq!(sweep.output.len(), 1);
     assert_eq!(
         sweep.output[0].script_pubkey, wallet,

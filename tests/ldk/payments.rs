@@ -88,3 +88,98 @@ fn a_tidemark_node_closes_cooperatively_to_its_shutdown_script() {
     );
     assert_eq!(p.a.keys.refusals().total, 0);
 }
+
+#[test]
+fn a_tidemark_node_accepts_an_inbound_channel_and_pays_both_ways() {
+    let world = World::start();
+    let mut p = pair(&world, "replica-1");
+    p.b.manager
+        .create_channel(p.a.id(), CHANNEL_SAT, 0, 9, None, None)
+        .unwrap();
+    p.pump(
+        |_, _| {},
+        |b, e| {
+            if let Event::FundingGenerationReady {
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+                ..
+            } = e
+            {
+                let tx = crate::funding_transaction(
+                    Amount::from_sat(*channel_value_satoshis),
+                    output_script.clone(),
+                    0x77,
+                );
+                b.manager
+                    .funding_transaction_generated(*temporary_channel_id, *counterparty_node_id, tx)
+                    .unwrap();
+            }
+        },
+    );
+    let funding =
+        p.b.broadcaster
+            .all()
+            .pop()
+            .expect("B broadcasts the funding");
+    p.mine(std::slice::from_ref(&funding), 6);
+    p.pump(|_, _| {}, |_, _| {});
+    assert_eq!(
+        p.a.manager.list_usable_channels().len(),
+        1,
+        "A accepted the channel"
+    );
+    let keys_id = only_channel_keys_id(&p.a);
+    assert_eq!(
+        world.mark(&keys_id, "holder_validated"),
+        Some(0),
+        "the first holder commitment was validated (after the setup)"
+    );
+
+    send_payments(&p.b, &p.a, &[40_000_000, 10_000_000]);
+    let (events_a, events_b) = p.pump(claim, |_, _| {});
+    assert_eq!((count(&events_b, sent), count(&events_a, claimed)), (2, 2));
+    send_payments(&p.a, &p.b, &[15_000_000]);
+    let (events_a, events_b) = p.pump(|_, _| {}, claim);
+    assert_eq!((count(&events_a, sent), count(&events_b, claimed)), (1, 1));
+    assert!(world.mark(&keys_id, "holder_validated").unwrap() >= 4);
+    assert_eq!(p.a.keys.refusals().total, 0);
+}
+
+#[test]
+fn an_anchor_channel_opens_pays_and_closes_through_the_signer() {
+    let world = World::start();
+    let mut anchors = crate::config();
+    anchors
+        .channel_handshake_config
+        .negotiate_anchors_zero_fee_htlc_tx = true;
+    let mut accepts_by_hand = anchors.clone();
+    accepts_by_hand.manually_accept_inbound_channels = true;
+    let mut p = crate::pair_with(&world, "replica-1", anchors, accepts_by_hand);
+    let (channel, funding) = open_channel(&mut p);
+    let details = &p.a.manager.list_usable_channels()[0];
+    assert!(
+        details
+            .channel_type
+            .as_ref()
+            .is_some_and(|t| t.supports_anchors_zero_fee_htlc_tx()),
+        "an anchor channel: {:?}",
+        details.channel_type
+    );
+    let keys_id = only_channel_keys_id(&p.a);
+
+    send_payments(&p.a, &p.b, &[10_000_000, 20_000_000]);
+    let (events_a, events_b) = p.pump(|_, _| {}, claim);
+    assert_eq!((count(&events_a, sent), count(&events_b, claimed)), (2, 2));
+    send_payments(&p.b, &p.a, &[5_000_000]);
+    let (events_a, events_b) = p.pump(claim, |_, _| {});
+    assert_eq!((count(&events_b, sent), count(&events_a, claimed)), (1, 1));
+
+    p.a.manager.close_channel(&channel, &p.b.id()).unwrap();
+    p.pump(|_, _| {}, |_, _| {});
+    let closing = p.a.broadcaster.all().pop().unwrap();
+    crate::ldk::force_close::verify_spends(&closing, &[&funding]);
+    assert_eq!(world.mark(&keys_id, "closed"), Some(1));
+    assert_eq!(p.a.keys.refusals().total, 0);
+}

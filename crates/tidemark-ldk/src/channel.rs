@@ -98,7 +98,7 @@ impl TidemarkChannelSigner {
     }
 
     /// Sends the setup once per process (the signer replays an identical
-    /// one).
+    /// one), then the first holder validation if it was deferred.
     fn ensure_setup(&self, params: &ChannelTransactionParameters) -> Result<(), ()> {
         let id = self.channel_keys_id;
         let done = |c: &Connection| {
@@ -112,12 +112,36 @@ impl TidemarkChannelSigner {
         }
         let setup = convert::setup(id, params).map_err(|e| self.unsupported("setup", e))?;
         self.call("setup", ChannelRequest::Setup(Box::new(setup)))?;
+        let deferred = self
+            .connection
+            .deferred
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        if let Some(validation) = deferred {
+            self.validate("validate-holder-commitment", validation)?;
+            self.connection
+                .deferred
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id);
+        }
         self.connection
             .set_up
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id);
         Ok(())
+    }
+
+    /// Whether this process has sent the channel's setup.
+    fn is_set_up(&self) -> bool {
+        self.connection
+            .set_up
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&self.channel_keys_id)
     }
 
     fn request(
@@ -210,11 +234,28 @@ impl ChannelSigner for TidemarkChannelSigner {
     ) -> Result<(), ()> {
         let what = "validate-holder-commitment";
         let commitment = convert::commitment(holder_tx).map_err(|e| self.unsupported(what, e))?;
+        let first = commitment.number.get() == 0;
         let request = ChannelRequest::ValidateHolderCommitment(Box::new(HolderCommitment {
             commitment,
             counterparty_signature: holder_tx.counterparty_sig,
             counterparty_htlc_signatures: holder_tx.counterparty_htlc_sigs.clone(),
         }));
+        if first && !self.is_set_up() {
+            // An inbound channel: LDK validates the first holder commitment
+            // (having checked the counterparty's signature itself) before
+            // any call carries the channel's parameters. The validation is
+            // sent right after the setup, before the first signature
+            // leaves; until the signer has it, it signs no holder
+            // commitment and releases no holder secret of this channel.
+            tracing::debug!(node = %self.connection.node, channel = %hex_id(&self.channel_keys_id),
+                "first holder commitment validation deferred until the setup");
+            self.connection
+                .deferred
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(self.channel_keys_id, request);
+            return Ok(());
+        }
         self.validate(what, request)
     }
 

@@ -7,12 +7,13 @@
 //! - a refusal is counted once per call and never retried here;
 //! - only [`Connection::until_answered`] retries, with a bounded backoff.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tidemark_client::{BlockingClient, ClientError, Refusal};
+use tidemark_lightning::channel::ChannelRequest;
 use tonic::Code as tonic_code;
 
 /// What the node runs when the signer is reachable again (wired to
@@ -80,6 +81,10 @@ pub(crate) struct Connection {
     refusals: Mutex<BTreeMap<String, u64>>,
     /// Channels whose setup the signer acknowledged (this process).
     pub(crate) set_up: Mutex<HashSet<[u8; 32]>>,
+    /// First holder-commitment validations that arrived before the
+    /// channel's setup could be sent (an inbound channel), sent right
+    /// after it.
+    pub(crate) deferred: Mutex<HashMap<[u8; 32], ChannelRequest>>,
 }
 
 impl Connection {
@@ -100,6 +105,7 @@ impl Connection {
             refusals_total: AtomicU64::new(0),
             refusals: Mutex::new(BTreeMap::new()),
             set_up: Mutex::new(HashSet::new()),
+            deferred: Mutex::new(HashMap::new()),
         }
     }
 

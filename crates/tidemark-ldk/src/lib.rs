@@ -26,13 +26,25 @@
 //! A policy refusal is logged with its tag, counted in
 //! [`TidemarkSigner::refusals`] and returned once as `Err(())`.
 //!
+//! # Inbound channels
+//!
+//! LDK validates an inbound channel's first holder commitment (after
+//! checking the counterparty's signature itself) before any call carries
+//! the channel's parameters, so the signer cannot know the channel yet.
+//! The adapter answers that one validation `Ok` and sends it right after
+//! the setup, before the first signature of the channel leaves (the
+//! `funding_signed`); if the signer refuses it, that signature fails and
+//! the channel never opens. Until the signer has validated it, it signs no
+//! holder commitment of the channel and releases no holder secret.
+//!
 //! # Limits
 //!
-//! - The setup is sent before the first call that carries the channel's
-//!   parameters. LDK validates an inbound channel's first holder
-//!   commitment before any such call: that validation finds no channel on
-//!   the signer (`policy-channel-unknown`) and fails.
-//! - Splicing and phantom nodes are not supported.
+//! - A deferred first validation lives in the process: if the node dies
+//!   between accepting an inbound channel and sending `funding_signed`,
+//!   the channel does not open (the counterparty never got a signature).
+//! - Splicing, anchor channels' fee bumping through a wallet (LDK's
+//!   `BumpTransactionEvent`; the anchor input itself is signed) and
+//!   phantom nodes are not supported.
 //!
 //! # Layout
 //!
