@@ -19,6 +19,7 @@ use bitcoin::{
 };
 use lightning::events::Event;
 use lightning::ln::channelmanager::{PaymentId, RecipientOnionFields, Retry};
+use lightning::ln::msgs::{BaseMessageHandler as _, MessageSendEvent};
 use lightning::ln::types::ChannelId;
 use lightning::routing::router::{PaymentParameters, RouteParameters};
 use lightning::sign::{ChannelSigner as _, KeysManager, SignerProvider as _};
@@ -28,10 +29,10 @@ use tidemark_client::ClientError;
 use tidemark_ldk::migrate::{
     ImportOutcome, MigrateError, MigratedChannel, extract_channels, import_channels,
 };
-use tidemark_ldk::testing::{Chain, Keys, Node, Pair, Snapshot, connect, disconnect};
+use tidemark_ldk::testing::{Chain, Keys, Node, Pair, Snapshot, connect, deliver, disconnect};
 use tidemark_ldk::{AdapterConfig, TidemarkSigner};
 use tidemark_lightning::RemoteKeyDerivation;
-use tidemark_lightning::channel::{ChannelKeys, RevocationSecrets};
+use tidemark_lightning::channel::{ChannelKeys, CommitmentSignatures, RevocationSecrets};
 
 const CHANNEL_SAT: u64 = 1_000_000;
 const SEED: [u8; 32] = [0x5a; 32];
@@ -344,6 +345,74 @@ fn extraction_agrees_with_what_the_peer_received() {
         p.pump(|_, _| {}, |_, _| {});
         check(&p);
     }
+}
+
+/// At every step of payments both ways (one message delivered at a time,
+/// a monitor persisted after each), A's extraction either refuses the
+/// channel as not quiescent or gives exactly the counterparty commitment
+/// A last sent, with the signatures A sent for it: never another.
+#[test]
+fn extraction_at_every_step_is_refused_or_what_a_last_sent() {
+    let mut p = keys_manager_pair(false);
+    open_channel(&mut p);
+    let initial = only(&extract(&p.a.snapshot())).import.clone();
+    let mut last_sent = initial.counterparty_signed[0].signatures.clone().unwrap();
+    let (mut extracted, mut refused) = (0, 0);
+    let mut check = |p: &Pair<KeysManager, KeysManager>, last_sent: &CommitmentSignatures| {
+        match extract_channels(&SEED, RemoteKeyDerivation::V2, &p.a.snapshot().monitors) {
+            Ok(channels) => {
+                let signed = &only(&channels).import.counterparty_signed[0];
+                assert_eq!(signed.signatures.as_ref(), Some(last_sent));
+                extracted += 1;
+            }
+            Err(MigrateError::NotQuiescent { .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    send(&p.a, &p.b, &[20_000_000, 7_000_000]);
+    send(&p.b, &p.a, &[3_000_000]);
+    for _ in 0..200 {
+        p.a.manager.process_pending_htlc_forwards();
+        p.b.manager.process_pending_htlc_forwards();
+        let new_a = p.a.events();
+        let new_b = p.b.events();
+        new_a.iter().for_each(|e| claim(&p.a, e));
+        new_b.iter().for_each(|e| claim(&p.b, e));
+        let msgs_a = p.a.manager.get_and_clear_pending_msg_events();
+        let msgs_b = p.b.manager.get_and_clear_pending_msg_events();
+        if new_a.is_empty() && new_b.is_empty() && msgs_a.is_empty() && msgs_b.is_empty() {
+            break;
+        }
+        check(&p, &last_sent);
+        for m in msgs_a {
+            if let MessageSendEvent::UpdateHTLCs { updates, .. } = &m
+                && let Some(cs) = updates.commitment_signed.last()
+            {
+                last_sent = CommitmentSignatures {
+                    signature: cs.signature,
+                    htlc_signatures: cs.htlc_signatures.clone(),
+                };
+            }
+            deliver(&p.b, p.a.id(), m);
+            check(&p, &last_sent);
+        }
+        for m in msgs_b {
+            deliver(&p.a, p.b.id(), m);
+            check(&p, &last_sent);
+        }
+    }
+    assert!(
+        extracted > 0 && refused > 0,
+        "{extracted} extracted, {refused} refused"
+    );
+    // Quiet again: extracted.
+    let channels = extract(&p.a.snapshot());
+    assert_eq!(
+        only(&channels).import.counterparty_signed[0]
+            .signatures
+            .as_ref(),
+        Some(&last_sent)
+    );
 }
 
 /// A channel with an update in flight (A signed the next counterparty
