@@ -53,10 +53,13 @@
 //! - `connection`: call classification, blocked channels, the watcher,
 //!   [`Refusals`].
 //! - `convert`: LDK's arguments to structured channel requests.
+//! - [`migrate`]: a `KeysManager` node's open channels, read from its
+//!   monitors and imported into the signer.
 
 mod channel;
 mod connection;
 mod convert;
+pub mod migrate;
 mod node;
 #[cfg(feature = "testing")]
 pub mod testing;

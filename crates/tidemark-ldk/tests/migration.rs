@@ -1,0 +1,683 @@
+//! Migrating an LDK node from `KeysManager` to Tidemark: node A runs on
+//! `KeysManager` over a seed, opens a channel to B and pays both ways; it
+//! stops; a Tidemark signer is made from the same seed, A's channels are
+//! read from its persisted monitors and imported; A restarts from its
+//! persisted manager and monitors with the adapter and carries on.
+//!
+//! Also the extraction on its own (numbers, secrets, a channel with an
+//! update in flight, a foreign seed) and the imports the signer refuses.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bitcoin::hashes::Hash as _;
+use bitcoin::transaction::Version;
+use bitcoin::{
+    Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+    absolute::LockTime,
+};
+use lightning::events::Event;
+use lightning::ln::channelmanager::{PaymentId, RecipientOnionFields, Retry};
+use lightning::ln::msgs::{BaseMessageHandler as _, MessageSendEvent};
+use lightning::ln::types::ChannelId;
+use lightning::routing::router::{PaymentParameters, RouteParameters};
+use lightning::sign::{ChannelSigner as _, KeysManager, SignerProvider as _};
+use lightning::util::config::UserConfig;
+use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded};
+use tidemark_client::ClientError;
+use tidemark_ldk::migrate::{
+    ImportOutcome, MigrateError, MigratedChannel, extract_channels, import_channels,
+};
+use tidemark_ldk::testing::{Chain, Keys, Node, Pair, Snapshot, connect, deliver, disconnect};
+use tidemark_ldk::{AdapterConfig, TidemarkSigner};
+use tidemark_lightning::RemoteKeyDerivation;
+use tidemark_lightning::channel::{ChannelKeys, CommitmentSignatures, RevocationSecrets};
+
+const CHANNEL_SAT: u64 = 1_000_000;
+const SEED: [u8; 32] = [0x5a; 32];
+/// The replica identity A's adapter uses, and the one kept for imports.
+const REPLICA: &str = "replica-1";
+const IMPORTER: &str = "replica-2";
+
+/// A node's config; with `anchors`, channels are
+/// `option_anchors_zero_fee_htlc_tx` (inbound ones accepted by hand, as
+/// LDK requires for anchors).
+fn config(anchors: bool) -> UserConfig {
+    let mut c = UserConfig::default();
+    c.channel_handshake_config.announce_for_forwarding = false;
+    c.channel_handshake_limits
+        .force_announced_channel_preference = false;
+    c.channel_handshake_config
+        .negotiate_anchors_zero_fee_htlc_tx = anchors;
+    c.manually_accept_inbound_channels = anchors;
+    c
+}
+
+/// `KeysManager` as a node builds it (v2 remote key derivation, the
+/// signer's default).
+fn keys_manager(seed: &[u8; 32]) -> KeysManager {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    KeysManager::new(seed, now.as_secs(), now.subsec_nanos(), true)
+}
+
+fn funding_transaction(value: Amount, script: ScriptBuf, salt: u8) -> Transaction {
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::new(Txid::from_byte_array([salt; 32]), 0),
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
+        }],
+        output: vec![TxOut {
+            value,
+            script_pubkey: script,
+        }],
+    }
+}
+
+/// A (on `KeysManager` over [`SEED`]) and B, connected.
+fn keys_manager_pair(anchors: bool) -> Pair<KeysManager, KeysManager> {
+    let chain = Chain::new(Network::Regtest);
+    let a = Node::new("a", keys_manager(&SEED), &chain, config(anchors));
+    let b = Node::new("b", keys_manager(&[7; 32]), &chain, config(anchors));
+    Pair::connect(a, b, chain)
+}
+
+/// A opens a channel to B; it confirms and is usable.
+fn open_channel<A: Keys, B: Keys>(p: &mut Pair<A, B>) -> ChannelId {
+    let before = p.a.broadcaster.all().len();
+    p.a.manager
+        .create_channel(p.b.id(), CHANNEL_SAT, 0, 42, None, None)
+        .unwrap();
+    p.pump(
+        |a, e| {
+            if let Event::FundingGenerationReady {
+                temporary_channel_id,
+                counterparty_node_id,
+                channel_value_satoshis,
+                output_script,
+                ..
+            } = e
+            {
+                let tx = funding_transaction(
+                    Amount::from_sat(*channel_value_satoshis),
+                    output_script.clone(),
+                    0x42,
+                );
+                a.manager
+                    .funding_transaction_generated(*temporary_channel_id, *counterparty_node_id, tx)
+                    .unwrap();
+            }
+        },
+        |b, e| {
+            if let Event::OpenChannelRequest {
+                temporary_channel_id,
+                counterparty_node_id,
+                ..
+            } = e
+            {
+                b.manager
+                    .accept_inbound_channel(temporary_channel_id, counterparty_node_id, 7, None)
+                    .unwrap();
+            }
+        },
+    );
+    let funding = p.a.broadcaster.all()[before].clone();
+    p.mine(std::slice::from_ref(&funding), 6);
+    let (events_a, _) = p.pump(|_, _| {}, |_, _| {});
+    let id = events_a
+        .iter()
+        .find_map(|e| match e {
+            Event::ChannelReady { channel_id, .. } => Some(*channel_id),
+            _ => None,
+        })
+        .expect("A sees the channel ready");
+    assert!(
+        p.a.manager
+            .list_usable_channels()
+            .iter()
+            .any(|c| c.channel_id == id)
+    );
+    id
+}
+
+/// Starts a payment of each amount from `from` to `to` (not delivered).
+fn send<F: Keys, T: Keys>(from: &Node<F>, to: &Node<T>, amounts: &[u64]) {
+    for &amount in amounts {
+        let (hash, secret) = to
+            .manager
+            .create_inbound_payment(Some(amount), 3600, None)
+            .unwrap();
+        let params = RouteParameters::from_payment_params_and_value(
+            PaymentParameters::from_node_id(to.id(), 40),
+            amount,
+        );
+        from.manager
+            .send_payment(
+                hash,
+                RecipientOnionFields::secret_only(secret),
+                PaymentId(hash.0),
+                params,
+                Retry::Attempts(0),
+            )
+            .unwrap();
+    }
+}
+
+fn claim<K: Keys>(node: &Node<K>, event: &Event) {
+    if let Event::PaymentClaimable { purpose, .. } = event {
+        node.manager.claim_funds(purpose.preimage().unwrap());
+    }
+}
+
+fn sent(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::PaymentSent { .. }))
+        .count()
+}
+
+/// Pays A to B, then B to A, one payment at a time, each completed.
+fn pay_both_ways<A: Keys, B: Keys>(p: &Pair<A, B>, rounds: usize) {
+    for _ in 0..rounds {
+        send(&p.a, &p.b, &[20_000_000]);
+        let (events_a, _) = p.pump(|_, _| {}, claim);
+        assert_eq!(sent(&events_a), 1, "A's payment completes");
+        send(&p.b, &p.a, &[5_000_000]);
+        let (_, events_b) = p.pump(claim, |_, _| {});
+        assert_eq!(sent(&events_b), 1, "B's payment completes");
+    }
+}
+
+/// The only channel in `channels`.
+fn only(channels: &[MigratedChannel]) -> &MigratedChannel {
+    assert_eq!(channels.len(), 1, "one channel");
+    &channels[0]
+}
+
+fn extract(snapshot: &Snapshot) -> Vec<MigratedChannel> {
+    extract_channels(&SEED, RemoteKeyDerivation::V2, &snapshot.monitors).unwrap()
+}
+
+/// Extraction alone: a channel that has just opened is at commitment 0 on
+/// both sides (its counterparty commitment is the monitor's initial one);
+/// after each payment round both sides are two commitments further and
+/// every counterparty commitment but the newest is revoked, with the
+/// compact store's secrets. The keys are `KeysManager`'s.
+#[test]
+fn extraction_reads_the_position_keys_manager_left() {
+    for anchors in [false, true] {
+        extraction_reads_the_position(anchors);
+    }
+}
+
+fn extraction_reads_the_position(anchors: bool) {
+    let mut p = keys_manager_pair(anchors);
+    let id = open_channel(&mut p);
+    let fresh = extract(&p.a.snapshot());
+    let c = only(&fresh);
+    assert_eq!(c.channel_id, id);
+    assert_eq!(c.counterparty_node_id, p.b.id());
+    let i = &c.import;
+    assert_eq!(i.counterparty_signed.len(), 1);
+    assert_eq!(i.counterparty_signed[0].commitment.number.get(), 0);
+    assert!(i.counterparty_signed[0].signatures.is_some());
+    assert_eq!(i.counterparty_revoked, 0);
+    assert!(i.counterparty_secrets.is_empty());
+    assert_eq!(i.holder.commitment.number.get(), 0);
+    assert_eq!(i.holder_revoked_through, None);
+    // The holder keys are KeysManager's for the channel keys id.
+    let derived = keys_manager(&SEED).derive_channel_signer(i.setup.channel_keys_id);
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    assert_eq!(
+        i.setup.holder,
+        ChannelKeys::from_ldk(&derived.pubkeys(&secp))
+    );
+    assert!(i.setup.is_outbound);
+    assert_eq!(i.setup.channel_value_sat, CHANNEL_SAT);
+
+    for rounds in 1..=2u64 {
+        pay_both_ways(&p, 1);
+        let channels = extract(&p.a.snapshot());
+        let i = &only(&channels).import;
+        // Two payments a round, two commitments each (add, then settle).
+        let expected = 4 * rounds;
+        assert_eq!(i.counterparty_signed[0].commitment.number.get(), expected);
+        assert_eq!(i.counterparty_revoked, expected);
+        assert_eq!(i.holder.commitment.number.get(), expected);
+        assert_eq!(
+            i.holder_revoked_through.map(|n| n.get()),
+            Some(expected - 1)
+        );
+        let numbers: Vec<u64> = i
+            .counterparty_secrets
+            .iter()
+            .map(|s| s.number.get())
+            .collect();
+        assert_eq!(
+            numbers,
+            RevocationSecrets::compact_numbers(expected).unwrap()
+        );
+        // Quiescent: the counterparty commitment mirrors the holder's.
+        let (cp, h) = (&i.counterparty_signed[0].commitment, &i.holder.commitment);
+        assert_eq!(cp.to_broadcaster_sat, h.to_countersignatory_sat);
+        assert_eq!(cp.to_countersignatory_sat, h.to_broadcaster_sat);
+        assert!(cp.htlcs.is_empty() && h.htlcs.is_empty());
+    }
+    // Pure: extracting again gives the same imports.
+    let snapshot = p.a.snapshot();
+    assert_eq!(extract(&snapshot), extract(&snapshot));
+    assert_eq!(
+        only(&extract(&snapshot))
+            .import
+            .setup
+            .channel_type_features()
+            .supports_anchors_zero_fee_htlc_tx(),
+        anchors
+    );
+
+    // An HTLC B holds without claiming: committed on both sides, so the
+    // channel is quiescent and both commitments carry it.
+    send(&p.a, &p.b, &[30_000_000]);
+    p.pump(|_, _| {}, |_, _| {});
+    let channels = extract(&p.a.snapshot());
+    let i = &only(&channels).import;
+    let (cp, h) = (&i.counterparty_signed[0].commitment, &i.holder.commitment);
+    assert_eq!(cp.number.get(), 9);
+    assert_eq!(h.number.get(), 9);
+    assert_eq!(cp.htlcs.len(), 1);
+    assert_eq!(h.htlcs.len(), 1);
+    assert!(h.htlcs[0].offered && !cp.htlcs[0].offered);
+    let sigs = i.counterparty_signed[0].signatures.as_ref().unwrap();
+    assert_eq!(sigs.htlc_signatures.len(), 1);
+}
+
+/// What A's extraction says A signed is what B received, byte for byte:
+/// B's own extraction (B runs `KeysManager` too) has A's counterparty
+/// commitment as its holder commitment, countersigned with the
+/// signatures A's extraction computed again, and the reverse; B holds the
+/// secrets A released, exactly through A's `holder_revoked_through`.
+#[test]
+fn extraction_agrees_with_what_the_peer_received() {
+    for anchors in [false, true] {
+        let mut p = keys_manager_pair(anchors);
+        open_channel(&mut p);
+        let check = |p: &Pair<KeysManager, KeysManager>| {
+            let a = only(&extract(&p.a.snapshot())).import.clone();
+            let b_channels =
+                extract_channels(&[7; 32], RemoteKeyDerivation::V2, &p.b.snapshot().monitors)
+                    .unwrap();
+            let b = only(&b_channels).import.clone();
+            let signed = &a.counterparty_signed[0];
+            let sigs = signed.signatures.as_ref().unwrap();
+            assert_eq!(b.holder.commitment, signed.commitment);
+            assert_eq!(b.holder.counterparty_signature, sigs.signature);
+            assert_eq!(b.holder.counterparty_htlc_signatures, sigs.htlc_signatures);
+            let b_signed = &b.counterparty_signed[0];
+            let b_sigs = b_signed.signatures.as_ref().unwrap();
+            assert_eq!(a.holder.commitment, b_signed.commitment);
+            assert_eq!(a.holder.counterparty_signature, b_sigs.signature);
+            assert_eq!(
+                a.holder.counterparty_htlc_signatures,
+                b_sigs.htlc_signatures
+            );
+            // B revoked through A's holder number minus one, with A's
+            // secrets.
+            assert_eq!(
+                a.holder_revoked_through.map(|n| n.get() + 1).unwrap_or(0),
+                b.counterparty_revoked
+            );
+            let a_keys = keys_manager(&SEED).derive_channel_signer(a.setup.channel_keys_id);
+            for s in &b.counterparty_secrets {
+                let released = a_keys
+                    .release_commitment_secret(s.number.ldk_index())
+                    .unwrap();
+                assert_eq!(released, s.secret, "A's secret of {}", s.number);
+            }
+        };
+        check(&p);
+        pay_both_ways(&p, 2);
+        check(&p);
+        send(&p.a, &p.b, &[30_000_000]);
+        p.pump(|_, _| {}, |_, _| {});
+        check(&p);
+    }
+}
+
+/// At every step of payments both ways (one message delivered at a time,
+/// a monitor persisted after each), A's extraction either refuses the
+/// channel as not quiescent or gives exactly the counterparty commitment
+/// A last sent, with the signatures A sent for it: never another.
+#[test]
+fn extraction_at_every_step_is_refused_or_what_a_last_sent() {
+    let mut p = keys_manager_pair(false);
+    open_channel(&mut p);
+    let initial = only(&extract(&p.a.snapshot())).import.clone();
+    let mut last_sent = initial.counterparty_signed[0].signatures.clone().unwrap();
+    let (mut extracted, mut refused) = (0, 0);
+    let mut check = |p: &Pair<KeysManager, KeysManager>, last_sent: &CommitmentSignatures| {
+        match extract_channels(&SEED, RemoteKeyDerivation::V2, &p.a.snapshot().monitors) {
+            Ok(channels) => {
+                let signed = &only(&channels).import.counterparty_signed[0];
+                assert_eq!(signed.signatures.as_ref(), Some(last_sent));
+                extracted += 1;
+            }
+            Err(MigrateError::NotQuiescent { .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    send(&p.a, &p.b, &[20_000_000, 7_000_000]);
+    send(&p.b, &p.a, &[3_000_000]);
+    for _ in 0..200 {
+        p.a.manager.process_pending_htlc_forwards();
+        p.b.manager.process_pending_htlc_forwards();
+        let new_a = p.a.events();
+        let new_b = p.b.events();
+        new_a.iter().for_each(|e| claim(&p.a, e));
+        new_b.iter().for_each(|e| claim(&p.b, e));
+        let msgs_a = p.a.manager.get_and_clear_pending_msg_events();
+        let msgs_b = p.b.manager.get_and_clear_pending_msg_events();
+        if new_a.is_empty() && new_b.is_empty() && msgs_a.is_empty() && msgs_b.is_empty() {
+            break;
+        }
+        check(&p, &last_sent);
+        for m in msgs_a {
+            if let MessageSendEvent::UpdateHTLCs { updates, .. } = &m
+                && let Some(cs) = updates.commitment_signed.last()
+            {
+                last_sent = CommitmentSignatures {
+                    signature: cs.signature,
+                    htlc_signatures: cs.htlc_signatures.clone(),
+                };
+            }
+            deliver(&p.b, p.a.id(), m);
+            check(&p, &last_sent);
+        }
+        for m in msgs_b {
+            deliver(&p.a, p.b.id(), m);
+            check(&p, &last_sent);
+        }
+    }
+    assert!(
+        extracted > 0 && refused > 0,
+        "{extracted} extracted, {refused} refused"
+    );
+    // Quiet again: extracted.
+    let channels = extract(&p.a.snapshot());
+    assert_eq!(
+        only(&channels).import.counterparty_signed[0]
+            .signatures
+            .as_ref(),
+        Some(&last_sent)
+    );
+}
+
+/// A channel with an update in flight (A signed the next counterparty
+/// commitment and awaits B's revocation) is not extracted; nor is one
+/// under another seed.
+#[test]
+fn extraction_refuses_updates_in_flight_and_a_foreign_seed() {
+    let mut p = keys_manager_pair(false);
+    open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    send(&p.a, &p.b, &[1_000_000]);
+    let in_flight = p.a.snapshot();
+    let e = extract_channels(&SEED, RemoteKeyDerivation::V2, &in_flight.monitors).unwrap_err();
+    assert!(matches!(e, MigrateError::NotQuiescent { .. }), "{e}");
+    // Delivered and settled: quiescent again.
+    p.pump(|_, _| {}, claim);
+    let settled = p.a.snapshot();
+    assert_eq!(extract(&settled).len(), 1);
+    let e = extract_channels(&[9; 32], RemoteKeyDerivation::V2, &settled.monitors).unwrap_err();
+    assert!(matches!(e, MigrateError::ForeignSeed { .. }), "{e}");
+    let e = extract_channels(&SEED, RemoteKeyDerivation::V2, &[vec![1u8, 1, 0]]).unwrap_err();
+    assert!(matches!(e, MigrateError::Deserialize(_)), "{e}");
+}
+
+/// A channel closed cooperatively, its closing transaction confirmed, is
+/// not extracted.
+#[test]
+fn extraction_refuses_a_closed_channel() {
+    let mut p = keys_manager_pair(false);
+    let id = open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    let before = p.a.broadcaster.all().len() + p.b.broadcaster.all().len();
+    p.a.manager.close_channel(&id, &p.b.id()).unwrap();
+    p.pump(|_, _| {}, |_, _| {});
+    let mut closing: Vec<Transaction> = p.a.broadcaster.all();
+    closing.extend(p.b.broadcaster.all());
+    assert!(
+        closing.len() > before,
+        "the closing transaction is broadcast"
+    );
+    let closing = closing.last().unwrap().clone();
+    p.mine(&[closing], 6);
+    p.pump(|_, _| {}, |_, _| {});
+    let snapshot = p.a.snapshot();
+    assert_eq!(snapshot.monitors.len(), 1, "the monitor is still persisted");
+    let e = extract_channels(&SEED, RemoteKeyDerivation::V2, &snapshot.monitors).unwrap_err();
+    assert!(matches!(e, MigrateError::Closed { .. }), "{e}");
+}
+
+struct Signer {
+    runtime: tokio::runtime::Runtime,
+    embedded: Option<Embedded>,
+}
+
+impl Signer {
+    /// A Tidemark signer whose node keys are `KeysManager`'s over `seed`.
+    fn start(seed: &[u8; 32]) -> Signer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let embedded = runtime
+            .block_on(Embedded::start_temp_with(2, None, Some(seed)))
+            .unwrap();
+        Signer {
+            runtime,
+            embedded: Some(embedded),
+        }
+    }
+
+    fn embedded(&self) -> &Embedded {
+        self.embedded.as_ref().unwrap()
+    }
+
+    fn adapter(&self) -> TidemarkSigner {
+        let options = self
+            .embedded()
+            .client_options(REPLICA)
+            .unwrap()
+            .with_deadline(Duration::from_secs(5));
+        let config = AdapterConfig::from_signer(DEV_LIGHTNING_NODE, &options).unwrap();
+        TidemarkSigner::new(options, config).unwrap()
+    }
+
+    fn import(&self, channels: &[MigratedChannel]) -> Result<Vec<ImportOutcome>, MigrateError> {
+        let _runtime = self.runtime.enter();
+        let client = self.embedded().client(IMPORTER).unwrap();
+        self.runtime
+            .block_on(import_channels(&client, DEV_LIGHTNING_NODE, channels))
+    }
+
+    /// The signer's mark `name` of the channel.
+    fn mark(&self, channel_keys_id: &[u8; 32], name: &str) -> Option<u64> {
+        let node = self.embedded().lightning().unwrap();
+        node.signer
+            .channel_state(channel_keys_id)
+            .unwrap()
+            .expect("the channel has state")
+            .mark()
+            .get(name)
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        if let Some(e) = self.embedded.take() {
+            self.runtime.block_on(e.stop());
+        }
+    }
+}
+
+fn refusal_tag(e: &MigrateError) -> String {
+    match e {
+        MigrateError::Import { source, .. } => match &**source {
+            ClientError::Refused(r) => r.tag.clone(),
+            other => panic!("not a refusal: {other}"),
+        },
+        other => panic!("not an import failure: {other}"),
+    }
+}
+
+/// The whole migration: A on `KeysManager` opens a channel and pays both
+/// ways, is persisted and stops; a signer over the same seed gets the
+/// channel's import; A restarts from its persisted state on the adapter,
+/// keeps its node id, reconnects and pays both ways again, with no
+/// refusal, the signer's marks continuing from the import. An import
+/// again is replayed; an import of the older snapshot, and of the newest
+/// once the channel moved on, are refused.
+#[test]
+fn a_keys_manager_node_moves_to_tidemark_with_its_node_id_and_channel() {
+    migrate(false);
+}
+
+/// The same on an anchors channel.
+#[test]
+fn a_keys_manager_node_moves_to_tidemark_with_an_anchors_channel() {
+    migrate(true);
+}
+
+fn migrate(anchors: bool) {
+    let mut p = keys_manager_pair(anchors);
+    let node_id = p.a.id();
+    let channel_id = open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    let older = p.a.snapshot();
+    pay_both_ways(&p, 1);
+    let newest = p.a.snapshot();
+
+    // A stops.
+    let Pair { a, b, mut chain } = p;
+    disconnect(&a, &b);
+    drop(a);
+
+    // The signer from the same seed, the channel imported.
+    let signer = Signer::start(&SEED);
+    let channels = extract(&newest);
+    let import = &only(&channels).import;
+    let id = import.setup.channel_keys_id;
+    let imported_n = import.counterparty_signed[0].commitment.number.get();
+    assert_eq!(
+        signer.import(&channels).unwrap(),
+        vec![ImportOutcome::Imported]
+    );
+    let holder_n = import.holder.commitment.number.get();
+    assert_eq!(signer.mark(&id, "counterparty_signed"), Some(imported_n));
+    assert_eq!(signer.mark(&id, "counterparty_revoked"), Some(imported_n));
+    assert_eq!(signer.mark(&id, "holder_validated"), Some(holder_n));
+    // Again: replayed, harmless.
+    assert_eq!(
+        signer.import(&channels).unwrap(),
+        vec![ImportOutcome::AlreadyImported]
+    );
+    // The older snapshot: refused, the channel has state.
+    let e = signer.import(&extract(&older)).unwrap_err();
+    assert_eq!(refusal_tag(&e), "policy-channel-already-setup");
+
+    // A restarts from its persisted state, on the adapter.
+    let adapter = signer.adapter();
+    chain.mine(&[]);
+    let a = Node::restore("a", adapter.clone(), &newest, &chain, config(anchors));
+    a.wire_unblocked(&adapter);
+    b.sync(&chain);
+    assert_eq!(a.id(), node_id, "the node id is the seed's");
+    connect(&a, &b);
+    let p = Pair { a, b, chain };
+    p.pump(|_, _| {}, |_, _| {});
+    assert!(
+        p.a.manager
+            .list_usable_channels()
+            .iter()
+            .any(|c| c.channel_id == channel_id),
+        "the channel is usable after the reconnect"
+    );
+    assert!(p.a.errors.lock().unwrap().is_empty());
+    assert!(p.b.errors.lock().unwrap().is_empty());
+
+    pay_both_ways(&p, 2);
+    assert_eq!(adapter.refusals().total, 0, "no refusal");
+    // Two rounds of two payments, two commitments each.
+    assert_eq!(
+        signer.mark(&id, "counterparty_signed"),
+        Some(imported_n + 8)
+    );
+    assert_eq!(
+        signer.mark(&id, "counterparty_revoked"),
+        Some(imported_n + 8)
+    );
+    assert_eq!(signer.mark(&id, "holder_validated"), Some(holder_n + 8));
+
+    // The import the node started from, now stale: refused.
+    let e = signer.import(&channels).unwrap_err();
+    assert_eq!(refusal_tag(&e), "policy-channel-already-setup");
+}
+
+/// A stale import on a fresh signer (an older snapshot's: the signer
+/// cannot tell) fails safe: the node, restarted from its newest state,
+/// asks for the next counterparty commitment after the one it really
+/// signed, which is not the next after the import's: refused, nothing
+/// signed, the payment does not go through and the signer's marks stay
+/// at the import.
+#[test]
+fn a_stale_import_is_refused_when_the_node_signs_past_it() {
+    let mut p = keys_manager_pair(false);
+    open_channel(&mut p);
+    pay_both_ways(&p, 1);
+    let older = p.a.snapshot();
+    pay_both_ways(&p, 1);
+    let newest = p.a.snapshot();
+    let Pair { a, b, chain } = p;
+    disconnect(&a, &b);
+    drop(a);
+
+    let signer = Signer::start(&SEED);
+    let stale = extract(&older);
+    let id = only(&stale).import.setup.channel_keys_id;
+    let stale_n = only(&stale).import.counterparty_signed[0]
+        .commitment
+        .number
+        .get();
+    assert!(
+        stale_n
+            < only(&extract(&newest)).import.counterparty_signed[0]
+                .commitment
+                .number
+                .get()
+    );
+    assert_eq!(
+        signer.import(&stale).unwrap(),
+        vec![ImportOutcome::Imported]
+    );
+
+    let adapter = signer.adapter();
+    let a = Node::restore("a", adapter.clone(), &newest, &chain, config(false));
+    a.wire_unblocked(&adapter);
+    connect(&a, &b);
+    let p = Pair { a, b, chain };
+    p.pump(|_, _| {}, |_, _| {});
+    send(&p.a, &p.b, &[20_000_000]);
+    let (events_a, _) = p.pump(|_, _| {}, claim);
+    assert_eq!(sent(&events_a), 0, "no payment past a stale import");
+    let refusals = adapter.refusals();
+    assert!(
+        refusals.tagged("policy-commitment-not-next") >= 1,
+        "{refusals:?}"
+    );
+    assert_eq!(signer.mark(&id, "counterparty_signed"), Some(stale_n));
+}
