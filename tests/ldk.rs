@@ -15,7 +15,10 @@
 //!   checked by Bitcoin Core's script interpreter.
 //! - `ldk/split_brain.rs`: two replicas restored from one snapshot race to
 //!   advance the channel; a stale replica restored from an old snapshot.
-//! - `ldk/outage.rs`: the signer is killed mid-payment and restarted.
+//! - `ldk/outage.rs`: the signer is killed mid-payment and restarted, then
+//!   at random instants while payments flow.
+//! - `ldk/migration.rs`: a node that ran on `KeysManager` moves to the
+//!   signer (`init --seed-file`, its channels imported) and keeps paying.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,6 +26,7 @@ mod support;
 
 mod ldk {
     pub(crate) mod force_close;
+    mod migration;
     mod outage;
     mod payments;
     mod split_brain;
@@ -54,18 +58,35 @@ pub(crate) const CHANNEL_SAT: u64 = 1_000_000;
 
 /// A signer running as a `tidemark serve` process on its own directory.
 pub(crate) struct World {
+    /// Runs the tests' async calls (the admin client, restarts).
+    pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) signer: SignerDir,
     pub(crate) addr: String,
     serve: Option<ServeProcess>,
-    runtime: tokio::runtime::Runtime,
     _temp: tempfile::TempDir,
 }
 
 impl World {
     /// `tidemark init` with two replicas, then `tidemark serve`.
     pub(crate) fn start() -> World {
+        World::start_with(&[])
+    }
+
+    /// `tidemark init --seed-file` (the keystore's seed is `seed`: the
+    /// node's keys are `KeysManager`'s over it), then `tidemark serve`.
+    pub(crate) fn start_with_seed(seed: &[u8; 32]) -> World {
         let temp = tempfile::tempdir().unwrap();
-        let signer = SignerDir::init(temp.path(), 2);
+        let file = temp.path().join("seed.hex");
+        std::fs::write(&file, hex::encode(seed)).unwrap();
+        World::start_in(temp, &["--seed-file".as_ref(), file.as_os_str()])
+    }
+
+    fn start_with(more: &[&std::ffi::OsStr]) -> World {
+        World::start_in(tempfile::tempdir().unwrap(), more)
+    }
+
+    fn start_in(temp: tempfile::TempDir, more: &[&std::ffi::OsStr]) -> World {
+        let signer = SignerDir::init_with(temp.path(), 2, more);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -196,7 +217,7 @@ pub(crate) fn funding_transaction(value: Amount, script: ScriptBuf, salt: u8) ->
 
 /// A opens a channel to B, funds it, and both see it usable. Returns the
 /// channel and its funding transaction.
-pub(crate) fn open_channel<B: Keys>(p: &mut Pair<TidemarkSigner, B>) -> (ChannelId, Transaction) {
+pub(crate) fn open_channel<A: Keys, B: Keys>(p: &mut Pair<A, B>) -> (ChannelId, Transaction) {
     let before = p.a.broadcaster.all().len();
     let salt = u8::try_from(p.a.manager.list_channels().len() + 0x42).unwrap();
     p.a.manager

@@ -222,12 +222,22 @@ impl SignerDir {
     /// Runs `tidemark init --insecure-fast-kdf --replicas N` into
     /// `parent/signer` (the serve log goes to `parent/serve.log`).
     pub fn init(parent: &std::path::Path, replicas: usize) -> SignerDir {
+        SignerDir::init_with(parent, replicas, &[])
+    }
+
+    /// [`SignerDir::init`] with more arguments for `init` (`--seed-file`).
+    pub fn init_with(
+        parent: &std::path::Path,
+        replicas: usize,
+        more: &[&std::ffi::OsStr],
+    ) -> SignerDir {
         let dir = parent.join("signer");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
             .args(["init", "--insecure-fast-kdf", "--replicas"])
             .arg(replicas.to_string())
             .arg("--dir")
             .arg(&dir)
+            .args(more)
             .output()
             .expect("run tidemark init");
         let stdout = String::from_utf8_lossy(&out.stdout);
