@@ -18,8 +18,17 @@
 //! Before the first call that carries the channel's parameters, the
 //! adapter sends the setup (an identical setup is replayed by the signer,
 //! so every process and replica may send it).
+//!
+//! An inbound channel's first holder commitment arrives before any call
+//! that carries the parameters (LDK validates it in `funding_created`,
+//! then signs the counterparty's first commitment for `funding_signed`).
+//! When the signer does not know the channel yet, that validation (of the
+//! first commitment only) is deferred: it is sent right after the setup,
+//! before the first signature, and while the signer has not accepted it
+//! every signing call of the channel fails (nothing is signed for a
+//! channel whose first holder commitment was not validated).
 
-use std::sync::{Arc, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bitcoin::secp256k1::ecdsa::Signature;
 use bitcoin::secp256k1::{All, PublicKey, Secp256k1, SecretKey};
@@ -33,8 +42,8 @@ use lightning::sign::ecdsa::EcdsaChannelSigner;
 use lightning::sign::{ChannelSigner, HTLCDescriptor};
 use lightning::types::payment::PaymentPreimage;
 use tidemark_lightning::channel::{
-    AnchorSpend, ChannelKeys, ChannelRequest, ClosingProposal, CounterpartyHtlcSpend,
-    HolderCommitment, HolderHtlcSpend, JusticeSpend, Output,
+    AnchorSpend, ChannelKeys, ChannelRequest, ClosingProposal, CommitmentNumber,
+    CounterpartyHtlcSpend, HolderCommitment, HolderHtlcSpend, JusticeSpend, Output,
 };
 
 use crate::connection::{Connection, Failure, hex_id};
@@ -46,6 +55,9 @@ pub struct TidemarkChannelSigner {
     connection: Arc<Connection>,
     channel_keys_id: [u8; 32],
     keys: Arc<OnceLock<ChannelKeys>>,
+    /// The first holder commitment's validation, when it came before the
+    /// signer knew the channel: sent after the setup.
+    deferred: Arc<Mutex<Option<ChannelRequest>>>,
 }
 
 impl std::fmt::Debug for TidemarkChannelSigner {
@@ -66,6 +78,7 @@ impl TidemarkChannelSigner {
             connection,
             channel_keys_id,
             keys,
+            deferred: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -97,27 +110,77 @@ impl TidemarkChannelSigner {
             call, reason = why.0, "the adapter cannot express this call to the signer");
     }
 
-    /// Sends the setup once per process (the signer replays an identical
-    /// one).
-    fn ensure_setup(&self, params: &ChannelTransactionParameters) -> Result<(), ()> {
-        let id = self.channel_keys_id;
-        let done = |c: &Connection| {
-            c.set_up
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(&id)
-        };
-        if done(&self.connection) {
-            return Ok(());
-        }
-        let setup = convert::setup(id, params).map_err(|e| self.unsupported("setup", e))?;
-        self.call("setup", ChannelRequest::Setup(Box::new(setup)))?;
+    /// Whether the signer acknowledged the channel's setup (this process).
+    fn is_set_up(&self) -> bool {
         self.connection
             .set_up
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id);
+            .contains(&self.channel_keys_id)
+    }
+
+    /// Sends the setup once per process (the signer replays an identical
+    /// one), then a deferred first holder commitment validation.
+    fn ensure_setup(&self, params: &ChannelTransactionParameters) -> Result<(), ()> {
+        let id = self.channel_keys_id;
+        if !self.is_set_up() {
+            let setup = convert::setup(id, params).map_err(|e| self.unsupported("setup", e))?;
+            self.call("setup", ChannelRequest::Setup(Box::new(setup)))?;
+            self.connection
+                .set_up
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id);
+        }
+        self.validate_deferred()
+    }
+
+    /// Sends the deferred validation, if any. It stays pending until the
+    /// signer accepts it, so every signing call of the channel fails
+    /// until then.
+    fn validate_deferred(&self) -> Result<(), ()> {
+        let mut deferred = self.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(request) = deferred.clone() else {
+            return Ok(());
+        };
+        self.validate("validate-holder-commitment", request)?;
+        *deferred = None;
         Ok(())
+    }
+
+    /// Validates the holder commitment of `request`; the `first` one,
+    /// before the setup, is deferred if the signer does not know the
+    /// channel yet (see the module documentation).
+    fn validate_holder(
+        &self,
+        what: &'static str,
+        first: bool,
+        request: ChannelRequest,
+    ) -> Result<(), ()> {
+        if first && !self.is_set_up() {
+            let (node, id) = (&self.connection.node, &self.channel_keys_id);
+            match self
+                .connection
+                .client
+                .channel_call(node, id, &request, None)
+            {
+                Ok(answer) => {
+                    self.answered(what, answer);
+                    return Ok(());
+                }
+                Err(tidemark_client::ClientError::Refused(r))
+                    if r.tag == tidemark_lightning::tags::CHANNEL_UNKNOWN.as_str() =>
+                {
+                    tracing::info!(node = %node, channel = %hex_id(id), call = what,
+                        "the signer does not know the channel yet: validated after its setup");
+                    *self.deferred.lock().unwrap_or_else(PoisonError::into_inner) = Some(request);
+                    return Ok(());
+                }
+                // Retried, counted and logged as every validation.
+                Err(_) => {}
+            }
+        }
+        self.validate(what, request)
     }
 
     fn request(
@@ -210,12 +273,13 @@ impl ChannelSigner for TidemarkChannelSigner {
     ) -> Result<(), ()> {
         let what = "validate-holder-commitment";
         let commitment = convert::commitment(holder_tx).map_err(|e| self.unsupported(what, e))?;
+        let first = commitment.number == CommitmentNumber::FIRST;
         let request = ChannelRequest::ValidateHolderCommitment(Box::new(HolderCommitment {
             commitment,
             counterparty_signature: holder_tx.counterparty_sig,
             counterparty_htlc_signatures: holder_tx.counterparty_htlc_sigs.clone(),
         }));
-        self.validate(what, request)
+        self.validate_holder(what, first, request)
     }
 
     fn validate_counterparty_revocation(&self, idx: u64, secret: &SecretKey) -> Result<(), ()> {
@@ -307,6 +371,24 @@ impl EcdsaChannelSigner for TidemarkChannelSigner {
         let n = convert::number(commitment_tx.commitment_number())
             .map_err(|e| self.unsupported(what, e))?;
         self.signature(what, ChannelRequest::SignHolderCommitment(n))
+    }
+
+    /// LDK's test-only door (features `_test_utils`,
+    /// `unsafe_revoked_tx_signing`) to a holder commitment that may be
+    /// revoked by the time it is broadcast. Always refused: never signing
+    /// a holder commitment that may be revoked is what Tidemark is for.
+    #[cfg(feature = "ldk-test-utils")]
+    fn unsafe_sign_holder_commitment(
+        &self,
+        _: &ChannelTransactionParameters,
+        commitment_tx: &HolderCommitmentTransaction,
+        _: &Secp256k1<All>,
+    ) -> Result<Signature, ()> {
+        tracing::error!(node = %self.connection.node, channel = %hex_id(&self.channel_keys_id),
+            call = "unsafe-sign-holder-commitment",
+            commitment_number = commitment_tx.commitment_number(),
+            "refused: a holder commitment that may be revoked is never signed");
+        Err(())
     }
 
     fn sign_justice_revoked_output(
