@@ -18,6 +18,16 @@
 //! Before the first call that carries the channel's parameters, the
 //! adapter sends the setup (an identical setup is replayed by the signer,
 //! so every process and replica may send it).
+//!
+//! An inbound channel's first holder commitment arrives before any call
+//! that carries the parameters (LDK validates it in `funding_created`,
+//! then signs the counterparty's first commitment for `funding_signed`).
+//! When this process has not sent the channel's setup yet, that
+//! validation (of the first commitment only) is deferred: it is sent right
+//! after the setup, before the first signature, and while the signer has
+//! not accepted it every signing call that carries the channel's
+//! parameters fails (nothing is signed for a channel whose first holder
+//! commitment was not validated).
 
 use std::sync::{Arc, OnceLock, PoisonError};
 
@@ -98,40 +108,42 @@ impl TidemarkChannelSigner {
     }
 
     /// Sends the setup once per process (the signer replays an identical
-    /// one), then the first holder validation if it was deferred.
+    /// one), then a deferred first holder commitment validation.
     fn ensure_setup(&self, params: &ChannelTransactionParameters) -> Result<(), ()> {
         let id = self.channel_keys_id;
-        let done = |c: &Connection| {
-            c.set_up
+        if !self.is_set_up() {
+            let setup = convert::setup(id, params).map_err(|e| self.unsupported("setup", e))?;
+            self.call("setup", ChannelRequest::Setup(Box::new(setup)))?;
+            self.connection
+                .set_up
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .contains(&id)
-        };
-        if done(&self.connection) {
-            return Ok(());
+                .insert(id);
         }
-        let setup = convert::setup(id, params).map_err(|e| self.unsupported("setup", e))?;
-        self.call("setup", ChannelRequest::Setup(Box::new(setup)))?;
-        let deferred = self
+        self.validate_deferred()
+    }
+
+    /// Sends the deferred validation, if any. It stays pending until the
+    /// signer accepts it, so every signing call that carries the channel's
+    /// parameters fails until then.
+    fn validate_deferred(&self) -> Result<(), ()> {
+        let id = self.channel_keys_id;
+        let pending = self
             .connection
             .deferred
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
             .cloned();
-        if let Some(validation) = deferred {
-            self.validate("validate-holder-commitment", validation)?;
-            self.connection
-                .deferred
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
-        }
+        let Some(request) = pending else {
+            return Ok(());
+        };
+        self.validate("validate-holder-commitment", request)?;
         self.connection
-            .set_up
+            .deferred
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id);
+            .remove(&id);
         Ok(())
     }
 
@@ -348,6 +360,24 @@ impl EcdsaChannelSigner for TidemarkChannelSigner {
         let n = convert::number(commitment_tx.commitment_number())
             .map_err(|e| self.unsupported(what, e))?;
         self.signature(what, ChannelRequest::SignHolderCommitment(n))
+    }
+
+    /// LDK's test-only door (features `_test_utils`,
+    /// `unsafe_revoked_tx_signing`) to a holder commitment that may be
+    /// revoked by the time it is broadcast. Always refused: never signing
+    /// a holder commitment that may be revoked is what Tidemark is for.
+    #[cfg(feature = "ldk-test-utils")]
+    fn unsafe_sign_holder_commitment(
+        &self,
+        _: &ChannelTransactionParameters,
+        commitment_tx: &HolderCommitmentTransaction,
+        _: &Secp256k1<All>,
+    ) -> Result<Signature, ()> {
+        tracing::error!(node = %self.connection.node, channel = %hex_id(&self.channel_keys_id),
+            call = "unsafe-sign-holder-commitment",
+            commitment_number = commitment_tx.commitment_number(),
+            "refused: a holder commitment that may be revoked is never signed");
+        Err(())
     }
 
     fn sign_justice_revoked_output(
