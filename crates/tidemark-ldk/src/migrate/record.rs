@@ -174,6 +174,18 @@ impl EcdsaChannelSigner for RecordingSigner {
             .sign_holder_commitment(channel_parameters, commitment_tx, secp)
     }
 
+    /// Only with LDK's test utilities: refused, as by the adapter (the
+    /// extraction never asks for it).
+    #[cfg(feature = "ldk-test-utils")]
+    fn unsafe_sign_holder_commitment(
+        &self,
+        _: &ChannelTransactionParameters,
+        _: &HolderCommitmentTransaction,
+        _: &Secp256k1<All>,
+    ) -> Result<Signature, ()> {
+        Err(())
+    }
+
     /// Recorded: the per-commitment secret.
     fn sign_justice_revoked_output(
         &self,
