@@ -21,8 +21,9 @@ use lightning::ln::script::ShutdownScript;
 use lightning::offers::invoice::UnsignedBolt12Invoice;
 use lightning::sign::ecdsa::EcdsaChannelSigner;
 use lightning::sign::{
-    ChannelSigner, EntropySource, HTLCDescriptor, NodeSigner, OutputSpender, PeerStorageKey,
-    ReceiveAuthKey, Recipient, SignerProvider, SpendableOutputDescriptor,
+    ChannelSigner, EntropySource, HTLCDescriptor, InMemorySigner, KeysManager, NodeSigner,
+    OutputSpender, PeerStorageKey, ReceiveAuthKey, Recipient, SignerProvider,
+    SpendableOutputDescriptor,
 };
 use lightning::types::payment::PaymentPreimage;
 use lightning::util::dyn_signer::{DynKeysInterfaceTrait, DynSigner, DynSignerTrait, InnerSign};
@@ -78,7 +79,7 @@ impl TestSignerFactory for TidemarkFactory {
     fn make_signer(
         &self,
         seed: &[u8; 32],
-        _now: Duration,
+        now: Duration,
         v2_remote_key_derivation: bool,
     ) -> Box<dyn DynKeysInterfaceTrait<EcdsaSigner = DynSigner>> {
         let settings = ServerSettings {
@@ -93,15 +94,29 @@ impl TestSignerFactory for TidemarkFactory {
             .unwrap_or_else(|e| panic!("cannot start the Tidemark signer: {e:#}"));
         let record = current_record();
         record.add_adapter(adapter.clone());
-        Box::new(SuiteKeys { adapter, record })
+        let cheat = Arc::new(KeysManager::new(
+            seed,
+            now.as_secs(),
+            now.subsec_nanos(),
+            v2_remote_key_derivation,
+        ));
+        Box::new(SuiteKeys {
+            adapter,
+            record,
+            cheat,
+        })
     }
 }
 
 /// One LDK test node's keys interface: the adapter, plus the test's
-/// record for the channel signers it derives.
+/// record for the channel signers it derives, and the cheat: LDK's own
+/// `KeysManager` over the node's seed, which answers only LDK's test-only
+/// `unsafe_sign_holder_commitment` (the test playing a node that
+/// broadcasts an old state; see [`SuiteChannelSigner`]).
 pub struct SuiteKeys {
     adapter: TidemarkSigner,
     record: Arc<TestRecord>,
+    cheat: Arc<KeysManager>,
 }
 
 impl EntropySource for SuiteKeys {
@@ -193,6 +208,7 @@ impl SignerProvider for SuiteKeys {
         DynSigner::new(SuiteChannelSigner {
             inner: self.adapter.derive_channel_signer(channel_keys_id),
             record: self.record.clone(),
+            cheat: self.cheat.derive_channel_signer(channel_keys_id),
         })
     }
 
@@ -207,12 +223,22 @@ impl SignerProvider for SuiteKeys {
 
 impl DynKeysInterfaceTrait for SuiteKeys {}
 
-/// A Tidemark channel signer as LDK's `InnerSign`, counting the test-only
-/// holder signatures it refuses.
+/// A Tidemark channel signer as LDK's `InnerSign`.
+///
+/// Every call goes to Tidemark but one: LDK's test-only
+/// `unsafe_sign_holder_commitment`, with which a test makes a node sign
+/// its holder commitment now to broadcast it later, typically after it
+/// was revoked, to check how the *other* node punishes it. No node asks
+/// it outside LDK's tests, and Tidemark's adapter always refuses it; here
+/// `cheat` (LDK's `InMemorySigner` for the channel, from the node's seed)
+/// signs it, so the test goes on and the honest side's reactions (justice
+/// transactions, HTLC claims, sweeps) are decided by Tidemark. Counted in
+/// the test's record.
 #[derive(Clone)]
 pub struct SuiteChannelSigner {
     inner: TidemarkChannelSigner,
     record: Arc<TestRecord>,
+    cheat: InMemorySigner,
 }
 
 impl DynSignerTrait for SuiteChannelSigner {}
@@ -296,13 +322,9 @@ impl EcdsaChannelSigner for SuiteChannelSigner {
         commitment_tx: &HolderCommitmentTransaction,
         secp: &Secp256k1<All>,
     ) -> Result<Signature, ()> {
-        let signed =
-            self.inner
-                .unsafe_sign_holder_commitment(channel_parameters, commitment_tx, secp);
-        if signed.is_err() {
-            self.record.count_unsafe_holder_refused();
-        }
-        signed
+        self.record.count_unsafe_holder_cheat();
+        self.cheat
+            .unsafe_sign_holder_commitment(channel_parameters, commitment_tx, secp)
     }
 
     fn sign_justice_revoked_output(

@@ -12,7 +12,7 @@ use tidemark_ldk::TidemarkSigner;
 #[derive(Debug, Default)]
 pub struct TestRecord {
     adapters: Mutex<Vec<TidemarkSigner>>,
-    unsafe_holder_refused: AtomicU64,
+    unsafe_holder_cheat: AtomicU64,
 }
 
 impl TestRecord {
@@ -23,13 +23,17 @@ impl TestRecord {
             .push(adapter);
     }
 
-    pub(crate) fn count_unsafe_holder_refused(&self) {
-        self.unsafe_holder_refused.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_unsafe_holder_cheat(&self) {
+        self.unsafe_holder_cheat.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The policy refusals of the test's adapters, by tag, with
-    /// `unsafe-sign-holder-commitment` for the test-only holder signature
-    /// the adapter refuses without asking the server.
+    /// How many holder commitments the test had signed outside Tidemark
+    /// (LDK's test-only `unsafe_sign_holder_commitment`, the cheat).
+    pub fn unsafe_holder_cheats(&self) -> u64 {
+        self.unsafe_holder_cheat.load(Ordering::Relaxed)
+    }
+
+    /// The policy refusals of the test's adapters, by tag.
     pub fn refusals(&self) -> BTreeMap<String, u64> {
         let mut all = BTreeMap::new();
         for adapter in self
@@ -41,10 +45,6 @@ impl TestRecord {
             for (tag, n) in adapter.refusals().by_tag {
                 *all.entry(tag).or_insert(0) += n;
             }
-        }
-        let unsafe_refused = self.unsafe_holder_refused.load(Ordering::Relaxed);
-        if unsafe_refused > 0 {
-            all.insert("unsafe-sign-holder-commitment".to_owned(), unsafe_refused);
         }
         all
     }
