@@ -17,9 +17,13 @@
     unreachable_pub
 )]
 
+mod flows;
 mod node;
 mod plumbing;
 
+pub use flows::{
+    CHANNEL_SAT, claim, claimed, count, funding_transaction, open_channel, send_payments, sent,
+};
 pub use node::{
     Chain, FEE_RATE, Keys, Manager, Monitor, Node, Pair, Snapshot, connect, deliver, disconnect,
     pump,

@@ -15,17 +15,9 @@ mod migration {
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bitcoin::hashes::Hash as _;
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Amount, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
-    absolute::LockTime,
-};
+use bitcoin::{Network, Transaction};
 use lightning::events::Event;
-use lightning::ln::channelmanager::{PaymentId, RecipientOnionFields, Retry};
 use lightning::ln::msgs::{BaseMessageHandler as _, MessageSendEvent};
-use lightning::ln::types::ChannelId;
-use lightning::routing::router::{PaymentParameters, RouteParameters};
 use lightning::sign::{ChannelSigner as _, KeysManager, SignerProvider as _};
 use lightning::util::config::UserConfig;
 use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded};
@@ -33,12 +25,14 @@ use tidemark_client::ClientError;
 use tidemark_ldk::migrate::{
     ImportOutcome, MigrateError, MigratedChannel, extract_channels, import_channels,
 };
-use tidemark_ldk::testing::{Chain, Keys, Node, Pair, Snapshot, connect, deliver, disconnect};
+use tidemark_ldk::testing::{
+    CHANNEL_SAT, Chain, Keys, Node, Pair, Snapshot, claim, connect, deliver, disconnect,
+    open_channel, send_payments as send,
+};
 use tidemark_ldk::{AdapterConfig, TidemarkSigner};
 use tidemark_lightning::RemoteKeyDerivation;
 use tidemark_lightning::channel::{ChannelKeys, CommitmentSignatures, RevocationSecrets};
 
-const CHANNEL_SAT: u64 = 1_000_000;
 const SEED: [u8; 32] = [0x5a; 32];
 /// The replica identity A's adapter uses, and the one kept for imports.
 const REPLICA: &str = "replica-1";
@@ -65,116 +59,12 @@ fn keys_manager(seed: &[u8; 32]) -> KeysManager {
     KeysManager::new(seed, now.as_secs(), now.subsec_nanos(), true)
 }
 
-fn funding_transaction(value: Amount, script: ScriptBuf, salt: u8) -> Transaction {
-    Transaction {
-        version: Version::TWO,
-        lock_time: LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::new(Txid::from_byte_array([salt; 32]), 0),
-            script_sig: ScriptBuf::new(),
-            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-            witness: Witness::from_slice(&[vec![0x30; 72], vec![0x02; 33]]),
-        }],
-        output: vec![TxOut {
-            value,
-            script_pubkey: script,
-        }],
-    }
-}
-
 /// A (on `KeysManager` over [`SEED`]) and B, connected.
 fn keys_manager_pair(anchors: bool) -> Pair<KeysManager, KeysManager> {
     let chain = Chain::new(Network::Regtest);
     let a = Node::new("a", keys_manager(&SEED), &chain, config(anchors));
     let b = Node::new("b", keys_manager(&[7; 32]), &chain, config(anchors));
     Pair::connect(a, b, chain)
-}
-
-/// A opens a channel to B; it confirms and is usable.
-fn open_channel<A: Keys, B: Keys>(p: &mut Pair<A, B>) -> ChannelId {
-    let before = p.a.broadcaster.all().len();
-    p.a.manager
-        .create_channel(p.b.id(), CHANNEL_SAT, 0, 42, None, None)
-        .unwrap();
-    p.pump(
-        |a, e| {
-            if let Event::FundingGenerationReady {
-                temporary_channel_id,
-                counterparty_node_id,
-                channel_value_satoshis,
-                output_script,
-                ..
-            } = e
-            {
-                let tx = funding_transaction(
-                    Amount::from_sat(*channel_value_satoshis),
-                    output_script.clone(),
-                    0x42,
-                );
-                a.manager
-                    .funding_transaction_generated(*temporary_channel_id, *counterparty_node_id, tx)
-                    .unwrap();
-            }
-        },
-        |b, e| {
-            if let Event::OpenChannelRequest {
-                temporary_channel_id,
-                counterparty_node_id,
-                ..
-            } = e
-            {
-                b.manager
-                    .accept_inbound_channel(temporary_channel_id, counterparty_node_id, 7, None)
-                    .unwrap();
-            }
-        },
-    );
-    let funding = p.a.broadcaster.all()[before].clone();
-    p.mine(std::slice::from_ref(&funding), 6);
-    let (events_a, _) = p.pump(|_, _| {}, |_, _| {});
-    let id = events_a
-        .iter()
-        .find_map(|e| match e {
-            Event::ChannelReady { channel_id, .. } => Some(*channel_id),
-            _ => None,
-        })
-        .expect("A sees the channel ready");
-    assert!(
-        p.a.manager
-            .list_usable_channels()
-            .iter()
-            .any(|c| c.channel_id == id)
-    );
-    id
-}
-
-/// Starts a payment of each amount from `from` to `to` (not delivered).
-fn send<F: Keys, T: Keys>(from: &Node<F>, to: &Node<T>, amounts: &[u64]) {
-    for &amount in amounts {
-        let (hash, secret) = to
-            .manager
-            .create_inbound_payment(Some(amount), 3600, None)
-            .unwrap();
-        let params = RouteParameters::from_payment_params_and_value(
-            PaymentParameters::from_node_id(to.id(), 40),
-            amount,
-        );
-        from.manager
-            .send_payment(
-                hash,
-                RecipientOnionFields::secret_only(secret),
-                PaymentId(hash.0),
-                params,
-                Retry::Attempts(0),
-            )
-            .unwrap();
-    }
-}
-
-fn claim<K: Keys>(node: &Node<K>, event: &Event) {
-    if let Event::PaymentClaimable { purpose, .. } = event {
-        node.manager.claim_funds(purpose.preimage().unwrap());
-    }
 }
 
 fn sent(events: &[Event]) -> usize {
@@ -300,7 +190,7 @@ fn a_keys_manager_node_moves_to_tidemark_with_an_anchors_channel() {
 fn migrate(anchors: bool) {
     let mut p = keys_manager_pair(anchors);
     let node_id = p.a.id();
-    let channel_id = open_channel(&mut p);
+    let channel_id = open_channel(&mut p).0;
     pay_both_ways(&p, 1);
     let older = p.a.snapshot();
     pay_both_ways(&p, 1);

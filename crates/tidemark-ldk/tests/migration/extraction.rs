@@ -19,7 +19,7 @@ fn extraction_reads_the_position_keys_manager_left() {
 
 fn extraction_reads_the_position(anchors: bool) {
     let mut p = keys_manager_pair(anchors);
-    let id = open_channel(&mut p);
+    let id = open_channel(&mut p).0;
     let fresh = extract(&p.a.snapshot());
     let c = only(&fresh);
     assert_eq!(c.channel_id, id);
@@ -245,7 +245,7 @@ fn extraction_refuses_updates_in_flight_and_a_foreign_seed() {
 #[test]
 fn extraction_refuses_a_closed_channel() {
     let mut p = keys_manager_pair(false);
-    let id = open_channel(&mut p);
+    let id = open_channel(&mut p).0;
     pay_both_ways(&p, 1);
     let before = p.a.broadcaster.all().len() + p.b.broadcaster.all().len();
     p.a.manager.close_channel(&id, &p.b.id()).unwrap();
