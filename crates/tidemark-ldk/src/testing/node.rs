@@ -129,8 +129,19 @@ pub struct Node<K: Keys> {
     pub errors: Mutex<Vec<String>>,
 }
 
-impl<K: Keys> Node<K> {
-    pub fn new(name: &'static str, keys: K, chain: &Chain, config: UserConfig) -> Node<K> {
+/// What a node is made of besides its manager: the same for a new node
+/// and a restored one.
+struct Parts<K: Keys> {
+    keys: Arc<K>,
+    log: Arc<Log>,
+    fees: Arc<Fees>,
+    broadcaster: Arc<Broadcaster>,
+    monitors: Arc<Monitors>,
+    monitor: Arc<Monitor<K>>,
+}
+
+impl<K: Keys> Parts<K> {
+    fn new(name: &'static str, keys: K) -> Parts<K> {
         let keys = Arc::new(keys);
         let log = Arc::new(Log(name));
         let fees = Arc::new(Fees(FEE_RATE));
@@ -145,6 +156,27 @@ impl<K: Keys> Node<K> {
             keys.clone(),
             keys.get_peer_storage_key(),
         ));
+        Parts {
+            keys,
+            log,
+            fees,
+            broadcaster,
+            monitors,
+            monitor,
+        }
+    }
+}
+
+impl<K: Keys> Node<K> {
+    pub fn new(name: &'static str, keys: K, chain: &Chain, config: UserConfig) -> Node<K> {
+        let Parts {
+            keys,
+            log,
+            fees,
+            broadcaster,
+            monitors,
+            monitor,
+        } = Parts::new(name, keys);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         let manager = Arc::new(ChannelManager::new(
             fees,
@@ -207,20 +239,14 @@ impl<K: Keys> Node<K> {
         chain: &Chain,
         config: UserConfig,
     ) -> Node<K> {
-        let keys = Arc::new(keys);
-        let log = Arc::new(Log(name));
-        let fees = Arc::new(Fees(FEE_RATE));
-        let broadcaster = Arc::new(Broadcaster::default());
-        let monitors = Arc::new(Monitors::default());
-        let monitor = Arc::new(ChainMonitor::new(
-            None,
-            broadcaster.clone(),
-            log.clone(),
-            fees.clone(),
-            monitors.clone(),
-            keys.clone(),
-            keys.get_peer_storage_key(),
-        ));
+        let Parts {
+            keys,
+            log,
+            fees,
+            broadcaster,
+            monitors,
+            monitor,
+        } = Parts::new(name, keys);
         let channel_monitors: Vec<ChannelMonitor<K::EcdsaSigner>> = snapshot
             .monitors
             .iter()
