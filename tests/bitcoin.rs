@@ -23,8 +23,7 @@ use tidemark_bitcoin::bitcoin::{
 };
 use tidemark_bitcoin::fixtures::{PsbtBuilder, funding};
 use tidemark_bitcoin::{Branch, Wallet};
-use tidemark_cli::commands::init::{InitArgs, init};
-use tidemark_cli::embedded::{Embedded, TR_WALLET, VALIDATOR_KEY, WPKH_WALLET};
+use tidemark_cli::embedded::{Embedded, TR_WALLET, WPKH_WALLET};
 use tidemark_client::{Client, ClientError, Refusal, v1};
 use tidemark_core::{AuditOutcome, AuditRecord, StateStore as _};
 
@@ -390,37 +389,14 @@ async fn an_input_of_a_live_intent_is_refused_until_that_intent_is_abandoned() {
 /// A signer whose `replica-2` may use `wallet-tr` only and whose
 /// `replica-3` may use the consensus domain only.
 async fn restricted_signer(parent: &std::path::Path) -> Embedded {
-    let dir = parent.join("signer");
-    let args = InitArgs {
-        dir: dir.clone(),
-        replicas: 3,
-        listen: "127.0.0.1:0".into(),
-        metrics_listen: "127.0.0.1:0".into(),
-        server_names: vec!["localhost".into(), "127.0.0.1".into()],
-        key: VALIDATOR_KEY.into(),
-        insecure_fast_kdf: true,
-        seed_file: None,
-    };
-    let made = tokio::task::block_in_place(|| init(&args)).unwrap();
-    let config = made.layout.config();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let grant = |identity: &str| {
-        format!(
-            "identity = \"{identity}\"\nkeys = [\"validator\", \"wallet-wpkh\", \"wallet-tr\", \"ln-node\"]\ndomains = [\"consensus\", \"bitcoin\", \"lightning\"]"
-        )
-    };
-    assert!(text.contains(&grant("replica-2")), "{text}");
-    let text = text
-        .replace(
-            &grant("replica-2"),
-            "identity = \"replica-2\"\nkeys = [\"wallet-tr\"]\ndomains = [\"bitcoin\"]",
-        )
-        .replace(
-            &grant("replica-3"),
-            "identity = \"replica-3\"\nkeys = [\"validator\"]\ndomains = [\"consensus\"]",
-        );
-    std::fs::write(&config, text).unwrap();
-    Embedded::start_existing(&dir).await.unwrap()
+    support::signer_with_grants(
+        parent,
+        &[
+            ("replica-2", "\"wallet-tr\"", "\"bitcoin\""),
+            ("replica-3", "\"validator\"", "\"consensus\""),
+        ],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tidemark_cli::commands::init::{InitArgs, init};
-use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded, VALIDATOR_KEY};
+use tidemark_cli::embedded::{DEV_LIGHTNING_NODE, Embedded};
 use tidemark_client::{ClientError, v1};
 use tidemark_core::{AuditOutcome, StateStore as _};
 use tidemark_keys::SoftwareKeystore;
@@ -273,37 +272,14 @@ async fn sweeps_pay_only_the_nodes_wallet() {
 /// A signer whose `replica-2` has no lightning grant and whose `replica-3`
 /// may use the lightning domain with another key only.
 async fn restricted_signer(parent: &std::path::Path) -> Embedded {
-    let dir = parent.join("signer");
-    let args = InitArgs {
-        dir: dir.clone(),
-        replicas: 3,
-        listen: "127.0.0.1:0".into(),
-        metrics_listen: "127.0.0.1:0".into(),
-        server_names: vec!["localhost".into(), "127.0.0.1".into()],
-        key: VALIDATOR_KEY.into(),
-        insecure_fast_kdf: true,
-        seed_file: None,
-    };
-    let made = tokio::task::block_in_place(|| init(&args)).unwrap();
-    let config = made.layout.config();
-    let text = std::fs::read_to_string(&config).unwrap();
-    let grant = |identity: &str| {
-        format!(
-            "identity = \"{identity}\"\nkeys = [\"validator\", \"wallet-wpkh\", \"wallet-tr\", \"ln-node\"]\ndomains = [\"consensus\", \"bitcoin\", \"lightning\"]"
-        )
-    };
-    assert!(text.contains(&grant("replica-2")), "{text}");
-    let text = text
-        .replace(
-            &grant("replica-2"),
-            "identity = \"replica-2\"\nkeys = [\"validator\", \"ln-node\"]\ndomains = [\"consensus\"]",
-        )
-        .replace(
-            &grant("replica-3"),
-            "identity = \"replica-3\"\nkeys = [\"other-node\"]\ndomains = [\"lightning\"]",
-        );
-    std::fs::write(&config, text).unwrap();
-    Embedded::start_existing(&dir).await.unwrap()
+    crate::support::signer_with_grants(
+        parent,
+        &[
+            ("replica-2", "\"validator\", \"ln-node\"", "\"consensus\""),
+            ("replica-3", "\"other-node\"", "\"lightning\""),
+        ],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

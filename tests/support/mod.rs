@@ -410,3 +410,39 @@ pub async fn audited(
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// Initializes a signer with three replicas in `parent/signer`, replaces
+/// the grant of each named replica (`(identity, keys, domains)`, the TOML
+/// arrays' contents) and starts it in-process.
+pub async fn signer_with_grants(
+    parent: &std::path::Path,
+    grants: &[(&str, &str, &str)],
+) -> Embedded {
+    use tidemark_cli::commands::init::{InitArgs, init};
+    let dir = parent.join("signer");
+    let args = InitArgs {
+        dir: dir.clone(),
+        replicas: 3,
+        listen: "127.0.0.1:0".into(),
+        metrics_listen: "127.0.0.1:0".into(),
+        server_names: vec!["localhost".into(), "127.0.0.1".into()],
+        key: tidemark_cli::embedded::VALIDATOR_KEY.into(),
+        insecure_fast_kdf: true,
+        seed_file: None,
+    };
+    let made = tokio::task::block_in_place(|| init(&args)).unwrap();
+    let config = made.layout.config();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for (identity, keys, domains) in grants {
+        let default = format!(
+            "identity = \"{identity}\"\nkeys = [\"validator\", \"wallet-wpkh\", \"wallet-tr\", \"ln-node\"]\ndomains = [\"consensus\", \"bitcoin\", \"lightning\"]"
+        );
+        assert!(text.contains(&default), "{text}");
+        text = text.replace(
+            &default,
+            &format!("identity = \"{identity}\"\nkeys = [{keys}]\ndomains = [{domains}]"),
+        );
+    }
+    std::fs::write(&config, text).unwrap();
+    Embedded::start_existing(&dir).await.unwrap()
+}

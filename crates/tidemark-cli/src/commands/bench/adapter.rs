@@ -18,11 +18,9 @@ use tidemark_lightning::bitcoin::secp256k1::{Secp256k1, SecretKey};
 use tidemark_lightning::channel::{ChannelKind, MAX_COMMITMENT_NUMBER};
 use tidemark_lightning::fixtures::{BEST_BLOCK_HEIGHT, SimulatedChannel};
 
+use super::lightning::HTLC_SAT;
 use super::micros;
 use crate::embedded::{DEV_LIGHTNING_NODE, Embedded};
-
-/// The value of each HTLC (above dust at the fixture's fee rate).
-const HTLC_SAT: u64 = 20_000;
 
 /// Signs counterparty commitments 1, 2, ... of a fresh channel with
 /// `htlcs` HTLCs through the adapter, for a warm-up and then `duration`;

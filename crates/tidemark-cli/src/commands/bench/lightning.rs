@@ -32,7 +32,7 @@ use super::{BenchArgs, fdatasync, micros, percentiles};
 use crate::embedded::{DEV_LIGHTNING_NODE, Embedded};
 
 /// The value of each HTLC (above dust at the fixture's fee rate).
-const HTLC_SAT: u64 = 20_000;
+pub(super) const HTLC_SAT: u64 = 20_000;
 
 /// One HTLC count's figures.
 #[derive(Debug, Clone, Serialize)]
